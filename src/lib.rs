@@ -13,14 +13,17 @@
 //! - [`filter`]: the per-line decision (date cut, prefregex, failregex,
 //!   ignoreregex, multi-line merge, failure id);
 //! - [`regextool`]: the `fail2ban-regex` command;
-//! - [`mytime`], [`pyvalue`]: the clock and Python value rendering.
+//! - [`mytime`], [`pyvalue`], [`optparse`]: the clock, Python value
+//!   rendering, and Python-style command-line parsing.
 
 pub mod config;
 pub mod dates;
 pub mod failregex;
 pub mod filter;
 pub mod ipaddr;
+pub mod logging;
 pub mod mytime;
+pub mod optparse;
 pub mod pyvalue;
 pub mod regex;
 pub mod regextool;
