@@ -1,0 +1,423 @@
+//! Differential tests of the filter reader against the installed Python
+//! fail2ban: every shipped filter (1.0.2 and upstream trees) with several
+//! init options and reading flows, and crafted trees exercising includes,
+//! overrides, `known/` chains, interpolation and parse errors.  Python is
+//! spawned once; its results (command streams or exceptions) are compared
+//! job by job with ours.
+
+use super::{Error, FilterReader, ShareConfig};
+use crate::pyvalue::PyValue;
+use indexmap::IndexMap;
+use serde_json::{Value, json};
+use std::collections::HashMap;
+use std::io::Write;
+use std::process::{Command, Stdio};
+use std::rc::Rc;
+
+const PYTHON: &str = "/usr/bin/python3";
+const TREES: [&str; 2] = [
+    "/work/shared/fail2ban-1.0.2/config",
+    "/work/shared/fail2ban-upstream/config",
+];
+
+/// Reads the jobs given on stdin (plus, for each tree to scan, every filter
+/// with no init options, each mode value it uses, each logtype, and the
+/// init options of its sample log), runs them with Python's FilterReader
+/// and prints the results as JSON.
+const SCRIPT: &str = r#"
+import json, logging, os, re, sys
+from fail2ban.client.filterreader import FilterReader
+logging.disable(logging.CRITICAL)
+spec = json.load(sys.stdin)
+jobs = list(spec['jobs'])
+flows = ('harness', 'regex', 'all', 'systemd')
+for base in spec['scan']:
+    fdir = os.path.join(base, 'filter.d')
+    for fn in sorted(os.listdir(fdir)):
+        if not fn.endswith('.conf') or fn.endswith('common.conf'):
+            continue
+        text = open(os.path.join(fdir, fn), encoding='utf-8').read()
+        prefixes = set(re.findall(r'<([\w-]+)-<mode>', text))
+        modes = set()
+        for m in re.finditer(r'^([\w-]+)\s*[=:]', text, re.M):
+            key = m.group(1).lower()
+            for p in prefixes:
+                if key.startswith(p + '-'):
+                    modes.add(key[len(p) + 1:].split('-')[0])
+        optsets = [{}] + [{'mode': m} for m in sorted(modes)] + \
+            [{'logtype': t} for t in ('file', 'short', 'journal', 'rfc5424')]
+        for opts in optsets:
+            for flow in flows:
+                jobs.append({'basedir': base, 'name': fn[:-5], 'opts': opts,
+                             'flow': flow, 'explicit': False})
+    # The init options the sample-log tests use (`# filterOptions:` lines).
+    logs = os.path.join(os.path.dirname(base), 'tests', 'files', 'logs')
+    for name in sorted(os.listdir(logs)) if os.path.isdir(logs) else ():
+        path = os.path.join(logs, name)
+        if not os.path.isfile(path) or not os.path.isfile(os.path.join(fdir, name + '.conf')):
+            continue
+        common, seen = {}, set()
+        for line in open(path, encoding='utf-8', errors='replace'):
+            m = re.match(r'^#+ ?((?:file|filter)Options):(.+)$', line)
+            if not m:
+                continue
+            data = json.loads(m.group(2))
+            if m.group(1) == 'fileOptions':
+                common = data
+                continue
+            for d in (data if isinstance(data, list) else [data]):
+                opts = dict(common)
+                opts.update(d)
+                opts = {k: v for k, v in opts.items() if not k.startswith('test.')}
+                key = json.dumps(opts, sort_keys=True)
+                if key not in seen:
+                    seen.add(key)
+                    jobs.append({'basedir': base, 'name': name, 'opts': opts,
+                                 'flow': 'harness', 'explicit': False})
+shares = {}
+out = []
+for job in jobs:
+    share = shares.setdefault(job['basedir'], {})
+    res = {'job': job}
+    try:
+        r = FilterReader(job['name'], 'test-jail', dict(job['opts']),
+                         share_config=share, basedir=job['basedir'])
+        if job['explicit']:
+            r.setBaseDir(None)
+            ok = bool(r.readexplicit())
+        else:
+            ok = bool(r.read())
+        res['read'] = ok
+        if ok:
+            if job['flow'] in ('regex', 'all'):
+                r.applyAutoOptions('auto')
+            elif job['flow'] == 'systemd':
+                r.applyAutoOptions('systemd')
+            r.getOptions(None, all=(job['flow'] == 'all'))
+            res['stream'] = r.convert()
+    except Exception as e:
+        res['error'] = [type(e).__name__, str(e)]
+    out.append(res)
+json.dump(out, sys.stdout)
+"#;
+
+fn python_available() -> Result<(), String> {
+    if !std::path::Path::new(PYTHON).exists() {
+        return Err(format!("{PYTHON} is missing"));
+    }
+    let ok = Command::new(PYTHON)
+        .args(["-c", "import fail2ban.client.filterreader"])
+        .stderr(Stdio::null())
+        .status()
+        .map_err(|e| e.to_string())?;
+    if !ok.success() {
+        return Err("the Python fail2ban package is not importable".into());
+    }
+    Ok(())
+}
+
+fn run_python(spec: &Value) -> Vec<Value> {
+    let mut child = Command::new(PYTHON)
+        .args(["-c", SCRIPT])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawn python");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(spec.to_string().as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().expect("python output");
+    assert!(out.status.success(), "python failed");
+    match serde_json::from_slice(&out.stdout).expect("python JSON") {
+        Value::Array(items) => items,
+        other => panic!("unexpected python output {other}"),
+    }
+}
+
+fn to_json(v: &PyValue) -> Value {
+    match v {
+        PyValue::None => Value::Null,
+        PyValue::Bool(b) => json!(b),
+        PyValue::Int(i) => json!(i),
+        PyValue::Float(f) => json!(f),
+        PyValue::Str(s) => json!(s),
+        PyValue::List(items) | PyValue::Tuple(items) | PyValue::Set(items) => {
+            Value::Array(items.iter().map(to_json).collect())
+        }
+        PyValue::Dict(items) => Value::Object(
+            items
+                .iter()
+                .map(|(k, v)| (k.to_py_str(), to_json(v)))
+                .collect(),
+        ),
+    }
+}
+
+/// Runs one job with our reader; the result in the script's JSON shape.
+fn run_ours(job: &Value, shares: &mut HashMap<String, Rc<ShareConfig>>) -> Value {
+    let basedir = job["basedir"].as_str().unwrap();
+    let share = shares.entry(basedir.to_string()).or_default().clone();
+    let opts: IndexMap<String, String> = job["opts"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .map(|(k, v)| (k.clone(), v.as_str().unwrap().to_string()))
+        .collect();
+    let name = job["name"].as_str().unwrap();
+    let flow = job["flow"].as_str().unwrap();
+    let mut r = FilterReader::with_share(name, "test-jail", opts, Some(basedir), share);
+    let mut res = serde_json::Map::new();
+    res.insert("job".into(), job.clone());
+    let outcome = (|| -> Result<(), Error> {
+        let ok = if job["explicit"].as_bool().unwrap() {
+            r.definition_mut().reader_mut().set_base_dir(None);
+            r.read_explicit()?
+        } else {
+            r.read()?
+        };
+        res.insert("read".into(), json!(ok));
+        if ok {
+            match flow {
+                "regex" | "all" => r.apply_auto_options("auto"),
+                "systemd" => r.apply_auto_options("systemd"),
+                _ => {}
+            }
+            r.get_options(None, flow == "all")?;
+            let stream = r.convert()?;
+            res.insert(
+                "stream".into(),
+                Value::Array(stream.iter().map(to_json).collect()),
+            );
+        }
+        Ok(())
+    })();
+    if let Err(e) = outcome {
+        res.insert("error".into(), json!([e.py_type(), e.to_string()]));
+    }
+    Value::Object(res)
+}
+
+/// Compares all jobs; returns the number compared.
+fn compare(spec: Value) -> usize {
+    let expected = run_python(&spec);
+    let mut shares = HashMap::new();
+    let mut mismatches = Vec::new();
+    for exp in &expected {
+        let ours = run_ours(&exp["job"], &mut shares);
+        if ours != *exp {
+            mismatches.push(format!(
+                "job {}\n  python: {}\n  ours:   {}",
+                exp["job"], exp, ours
+            ));
+        }
+    }
+    let mut outcomes: std::collections::BTreeMap<String, usize> = Default::default();
+    for exp in &expected {
+        let kind = match (&exp["error"], &exp["read"]) {
+            (Value::Array(e), _) => e[0].as_str().unwrap_or("?").to_string(),
+            (_, Value::Bool(false)) => "not read".to_string(),
+            _ => "stream".to_string(),
+        };
+        *outcomes.entry(kind).or_default() += 1;
+    }
+    eprintln!("python outcomes: {outcomes:?}");
+    for m in mismatches.iter().take(10) {
+        eprintln!("{m}");
+    }
+    assert!(
+        mismatches.is_empty(),
+        "{} of {} jobs differ",
+        mismatches.len(),
+        expected.len()
+    );
+    expected.len()
+}
+
+#[test]
+fn shipped_filters_match_python() {
+    if let Err(why) = python_available() {
+        eprintln!("skipping the differential filter test: {why}");
+        return;
+    }
+    let scan: Vec<&str> = TREES
+        .iter()
+        .copied()
+        .filter(|t| std::path::Path::new(t).is_dir())
+        .collect();
+    if scan.len() < TREES.len() {
+        eprintln!("note: some reference trees are missing, comparing {scan:?}");
+    }
+    let n = compare(json!({"scan": scan, "jobs": []}));
+    eprintln!("compared {n} filter jobs with Python");
+    assert!(n > 1000 || scan.len() < 2, "too few jobs: {n}");
+}
+
+/// Crafted filter trees: (file, content) pairs under one base directory.
+const CRAFTED: &[(&str, &str)] = &[
+    // Includes: before/after, relative to the including file, missing ones,
+    // `.local` companions, `.d` directories and `.local` overrides.
+    (
+        "filter.d/common.conf",
+        "[DEFAULT]\n_daemon = \\S*\nlogtype = file\n__pre = <lt_<logtype>/p>\n[lt_file]\np = F(<_daemon>)\n[lt_short]\np = S(%(_daemon)s)\n",
+    ),
+    ("filter.d/common.local", "[lt_short]\np = SL(%(_daemon)s)\n"),
+    (
+        "filter.d/inc.conf",
+        "[INCLUDES]\nbefore = common.conf\n  missing.conf\nafter = sub/after.conf\n[DEFAULT]\n_daemon = incd\n[Definition]\nfailregex = ^%(__pre)s <HOST> %(opt)s\n  ^second <v>\nopt = base\nv = conf\n",
+    ),
+    (
+        "filter.d/sub/after.conf",
+        "[Definition]\nopt = after ; comment\nv2 = x\n",
+    ),
+    ("filter.d/inc.d/10.conf", "[Definition]\nv = d10\n"),
+    (
+        "filter.d/inc.d/20.conf",
+        "[Definition]\nv = d20 %(known/v)s\n",
+    ),
+    (
+        "filter.d/inc.local",
+        "[Definition]\nignoreregex = local %(known/opt)s\n",
+    ),
+    ("filter.d/inc.d/30.local", "[Definition]\nmaxlines = 3\n"),
+    // known/ chains: one level works, two levels recurse forever.
+    ("filter.d/known1.conf", "[Definition]\nfailregex = a\n"),
+    (
+        "filter.d/known1.local",
+        "[Definition]\nfailregex = %(known/failregex)s\n            b\n",
+    ),
+    ("filter.d/known2.conf", "[Definition]\nfailregex = a\n"),
+    (
+        "filter.d/known2.d/x.conf",
+        "[Definition]\nfailregex = %(known/failregex)s b\n",
+    ),
+    (
+        "filter.d/known2.local",
+        "[Definition]\nfailregex = %(known/failregex)s c\n",
+    ),
+    // Interpolation forms and errors.
+    (
+        "filter.d/interp.conf",
+        "[DEFAULT]\nd = D\n[Definition]\nfailregex = %(__name__)s %(default/d)s %(Other/o)s %(Other/d)s 100%%\ndatepattern = ^%%Y-%%m\n[Other]\no = O\n",
+    ),
+    (
+        "filter.d/missing.conf",
+        "[Definition]\nfailregex = %(nope)s\n",
+    ),
+    (
+        "filter.d/percent.conf",
+        "[Definition]\nfailregex = 5% off\n",
+    ),
+    ("filter.d/badref.conf", "[Definition]\nfailregex = %(x\n"),
+    (
+        "filter.d/badother.conf",
+        "[Definition]\nfailregex = x\nother = %(nope)s\n",
+    ),
+    // Parse errors.
+    ("filter.d/noheader.conf", "# c\nfailregex = x\n"),
+    (
+        "filter.d/junk.conf",
+        "[Definition]\nfailregex = x\njunk line\n[x\n",
+    ),
+    (
+        "filter.d/dupsec.conf",
+        "[Definition]\nfailregex = x\n[Definition]\n",
+    ),
+    (
+        "filter.d/dupopt.conf",
+        "[Definition]\nfailregex = x\nFailRegex = y\n",
+    ),
+    // Tags: self references, init options, known/, conditionals, modes.
+    (
+        "filter.d/selfref.conf",
+        "[Definition]\nfailregex = <a>\na = <b>\nb = <a>\n",
+    ),
+    (
+        "filter.d/initopts.conf",
+        "[Definition]\nfailregex = <pfx> <mode-<mode>> %(mode)s\n  <known/pfx>\nmode-normal = N\nmode-extra = E\nmaxlines = <lines>\n[Init]\npfx = P\nmode = normal\nlines = 1_0\n[Init?family=inet6]\npfx = P6\n",
+    ),
+    (
+        "filter.d/knownself.conf",
+        "[Definition]\nfailregex = <chain>\n[Init]\nchain = <known/chain>\n",
+    ),
+    (
+        "filter.d/badint.conf",
+        "[Definition]\nfailregex = x\nmaxlines = many\n",
+    ),
+    (
+        "filter.d/journal.conf",
+        "[Definition]\nfailregex = x\njournalmatch = _SYSTEMD_UNIT=a.service + _COMM=\"a b\"\n  'q' x\\ y\n",
+    ),
+    (
+        "filter.d/badjournal.conf",
+        "[Definition]\nfailregex = x\njournalmatch = _COMM=\"open\n",
+    ),
+    (
+        "filter.d/quirk.conf",
+        "[Definition]\nfailregex = x\ndate = D\npattern = P\nusedns = no\nprefregex = ^<F-CONTENT>.+</F-CONTENT>$\n",
+    ),
+    (
+        "filter.d/comments.conf",
+        "; top\n[Definition]\nfailregex = a ;c\n   b;c\n   # skipped\n\n   c #kept\nignoreregex =\n",
+    ),
+    ("filter.d/lower.conf", "[definition]\nfailregex = x\n"),
+    (
+        "filter.d/logtype.conf",
+        "[Definition]\nfailregex = <logtype>\nlogtype = own\n",
+    ),
+    (
+        "filter.d/bad-utf8.conf",
+        "[Definition]\nfailregex = \u{fffd}\n",
+    ),
+    // An explicit file: includes and sibling .local, never the .d directory.
+    (
+        "ext/my.conf",
+        "[INCLUDES]\nbefore = ../filter.d/common.conf\n[Definition]\nfailregex = %(__pre)s <v>\n",
+    ),
+    ("ext/my.local", "[Definition]\nv = local\n"),
+    ("ext/my.d/z.conf", "[Definition]\nv = dotd\n"),
+];
+
+#[test]
+fn crafted_trees_match_python() {
+    if let Err(why) = python_available() {
+        eprintln!("skipping the differential crafted-tree test: {why}");
+        return;
+    }
+    let tree = super::reader::tests::Tree::new("difftest", CRAFTED);
+    // A file that is not valid UTF-8.
+    std::fs::write(
+        tree.path("filter.d/bad-utf8.conf"),
+        b"[Definition]\nfailregex = \xff\n",
+    )
+    .unwrap();
+    let mut jobs = Vec::new();
+    let names = CRAFTED
+        .iter()
+        .filter_map(|(f, _)| f.strip_prefix("filter.d/")?.strip_suffix(".conf"))
+        .filter(|n| !n.contains('/') && !n.contains(".d/") && *n != "common");
+    let optsets = [
+        json!({}),
+        json!({"mode": "extra"}),
+        json!({"logtype": "short", "pfx": "given"}),
+        json!({"lines": "x"}),
+    ];
+    for name in names.chain(["nonexistent"]) {
+        for opts in &optsets {
+            for flow in ["harness", "regex", "all", "systemd"] {
+                jobs.push(json!({"basedir": tree.0, "name": name, "opts": opts,
+                                 "flow": flow, "explicit": false}));
+            }
+        }
+    }
+    for path in [tree.path("ext/my.conf"), tree.path("ext/none.conf")] {
+        for flow in ["harness", "regex", "all"] {
+            jobs.push(json!({"basedir": tree.0, "name": path, "opts": {},
+                             "flow": flow, "explicit": true}));
+        }
+    }
+    let n = compare(json!({"scan": [], "jobs": jobs}));
+    eprintln!("compared {n} crafted jobs with Python");
+}
