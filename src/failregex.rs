@@ -79,9 +79,11 @@ pub fn resolve_tags(regex: &str, usedns: UseDns) -> String {
             Some(b) => (true, b),
             None => (false, name),
         };
-        let custom = body
-            .strip_prefix("F-")
-            .filter(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_' || b == b'-'));
+        let custom = body.strip_prefix("F-").filter(|n| {
+            !n.is_empty()
+                && n.bytes()
+                    .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
+        });
         match custom {
             Some(n) if closing => {
                 if open_tags.iter().any(|t| t == n) {
@@ -146,7 +148,11 @@ impl TupleLine {
 
     /// The three parts.
     pub fn parts(&self) -> (&str, &str, &str) {
-        (&self.text[..self.a], &self.text[self.a..self.b], &self.text[self.b..])
+        (
+            &self.text[..self.a],
+            &self.text[self.a..self.b],
+            &self.text[self.b..],
+        )
     }
 
     /// All parts joined (the original line).
@@ -323,7 +329,9 @@ impl Regex {
             ..Flags::default()
         };
         let re = PyRegex::with_flags(&expanded, flags).map_err(|e| {
-            RegexException(format!("Unable to compile regular expression '{expanded}':\n{e}"))
+            RegexException(format!(
+                "Unable to compile regular expression '{expanded}':\n{e}"
+            ))
         })?;
         let mut alt_values = Vec::new();
         let mut tuple_values = Vec::new();
@@ -494,7 +502,8 @@ pub fn py_splitlines(s: &str) -> Vec<String> {
                 }
                 out.push(std::mem::take(&mut cur));
             }
-            '\n' | '\x0b' | '\x0c' | '\x1c' | '\x1d' | '\x1e' | '\u{85}' | '\u{2028}' | '\u{2029}' => {
+            '\n' | '\x0b' | '\x0c' | '\x1c' | '\x1d' | '\x1e' | '\u{85}' | '\u{2028}'
+            | '\u{2029}' => {
                 out.push(std::mem::take(&mut cur));
             }
             c => cur.push(c),
@@ -547,7 +556,10 @@ mod tests {
     #[test]
     fn custom_tags_open_and_close() {
         assert_eq!(
-            resolve_tags("<F-USER>\\S+</F-USER> </F-X> <F-ID>x</F-ID> <f-user> <F-PORT/>", UseDns::Warn),
+            resolve_tags(
+                "<F-USER>\\S+</F-USER> </F-X> <F-ID>x</F-ID> <f-user> <F-PORT/>",
+                UseDns::Warn
+            ),
             r"(?P<user>\S+) </F-X> (?P<fid>x) <f-user> (?P<fport>\w+)"
         );
         assert_eq!(

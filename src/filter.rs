@@ -16,9 +16,9 @@ use std::time::{Duration, Instant};
 
 use crate::dates::{DateDetector, DateError, Timestamp};
 use crate::failregex::{
-    fail_regex, tuple_lines_buf, Groups, LineSplit, Regex, RegexException, TupleLine, Value,
+    Groups, LineSplit, Regex, RegexException, TupleLine, Value, fail_regex, tuple_lines_buf,
 };
-use crate::ipaddr::{self, IpAddr, UseDns, CIDR_RAW, CIDR_UNSPEC, FAM_IPV4, FAM_IPV6};
+use crate::ipaddr::{self, CIDR_RAW, CIDR_UNSPEC, FAM_IPV4, FAM_IPV6, IpAddr, UseDns};
 use crate::mytime;
 
 /// One failure found in a line: `[failregex index, id, time, groups]`.
@@ -240,8 +240,13 @@ impl Filter {
 
     /// Adds a failregex; multi-line mode depends on `maxlines` now.
     pub fn add_failregex(&mut self, value: &str) -> Result<(), FilterError> {
-        let re = fail_regex(value, self.prefregex.as_ref(), self.maxlines > 1, self.usedns)
-            .inspect_err(|e| log::error!("{e}"))?;
+        let re = fail_regex(
+            value,
+            self.prefregex.as_ref(),
+            self.maxlines > 1,
+            self.usedns,
+        )
+        .inspect_err(|e| log::error!("{e}"))?;
         self.failregex.push(re);
         Ok(())
     }
@@ -352,7 +357,11 @@ impl Filter {
         let mut no_date = false;
         let mut date: Option<Timestamp> = None;
         let now = mytime::now();
-        let tuple = match self.date_detector.as_mut().and_then(|dd| dd.match_time(line)) {
+        let tuple = match self
+            .date_detector
+            .as_mut()
+            .and_then(|dd| dd.match_time(line))
+        {
             Some(tm) => {
                 let (s, e) = tm.span();
                 let mut tuple = TupleLine::new(line.to_string(), s, e);
@@ -364,7 +373,9 @@ impl Filter {
                             self.last_time_text = line[s..e].to_string();
                             self.last_date = Some(t);
                         }
-                        None => log::error!("findFailure failed to parse timeText: {}", &line[s..e]),
+                        None => {
+                            log::error!("findFailure failed to parse timeText: {}", &line[s..e])
+                        }
                     }
                 } else if let Some(last) = self.last_date.filter(|d| d.as_f64() > now - 60.0) {
                     tuple = self.with_last_date_text(line);
@@ -396,7 +407,11 @@ impl Filter {
                         "Detected a log entry {} {} the current time in operation mode. This looks like a {} problem. Treating such entries as if they just happened.",
                         mytime::seconds2str(delta.abs() as f64),
                         if delta < 0 { "before" } else { "after" },
-                        if (-3300..0).contains(&delta) { "latency" } else { "timezone" }
+                        if (-3300..0).contains(&delta) {
+                            "latency"
+                        } else {
+                            "timezone"
+                        }
                     );
                     let msg2 = format!(
                         "Please check a jail for a timing issue. Line with odd timestamp: {line}"
@@ -569,7 +584,8 @@ impl Filter {
                                 .collect::<Vec<_>>()
                                 .join("\n")
                         ),
-                        "Please try setting a custom date pattern (see man page jail.conf(5)).".to_string(),
+                        "Please try setting a custom date pattern (see man page jail.conf(5))."
+                            .to_string(),
                     ];
                     self.log_warn_once("no_time", &msgs);
                     if date.is_none() && self.check_find_time {

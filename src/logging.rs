@@ -25,7 +25,9 @@ pub const HEAVYDEBUG: i64 = 5;
 /// fail2ban's `str2LogLevel`: a number, or a level name (case-insensitive).
 pub fn str2loglevel(value: &str) -> Result<i64, String> {
     if !value.is_empty() && value.chars().all(|c| c.is_ascii_digit()) {
-        return value.parse().map_err(|_| format!("Invalid log level {}", crate::pyvalue::str_repr(value)));
+        return value
+            .parse()
+            .map_err(|_| format!("Invalid log level {}", crate::pyvalue::str_repr(value)));
     }
     Ok(match value.to_uppercase().as_str() {
         "CRITICAL" | "FATAL" => CRITICAL,
@@ -38,7 +40,12 @@ pub fn str2loglevel(value: &str) -> Result<i64, String> {
         "TRACEDEBUG" => TRACEDEBUG,
         "HEAVYDEBUG" => HEAVYDEBUG,
         "NOTSET" => 0,
-        _ => return Err(format!("Invalid log level {}", crate::pyvalue::str_repr(value))),
+        _ => {
+            return Err(format!(
+                "Invalid log level {}",
+                crate::pyvalue::str_repr(value)
+            ));
+        }
     })
 }
 
@@ -150,7 +157,10 @@ mod tests {
         assert_eq!(str2loglevel("critical"), Ok(CRITICAL));
         assert_eq!(str2loglevel("HeavyDebug"), Ok(HEAVYDEBUG));
         assert_eq!(str2loglevel("17"), Ok(17));
-        assert_eq!(str2loglevel("loud"), Err("Invalid log level 'loud'".to_string()));
+        assert_eq!(
+            str2loglevel("loud"),
+            Err("Invalid log level 'loud'".to_string())
+        );
         assert_eq!(logger_name("fail2ban::filter"), "fail2ban.filter");
     }
 }

@@ -137,7 +137,10 @@ mod tests {
         assert_eq!(seconds2str(86400.0 * 390.0), "1y 3w 4d");
         assert_eq!(seconds2str(86400.0 * 368.0), "1y 3d");
         assert_eq!(seconds2str(86400.0 * 365.5), "1y");
-        assert_eq!(seconds2str(86400.0 * 2.0 + 3600.0 * 7.0 + 900.0), "2d 7h 15m");
+        assert_eq!(
+            seconds2str(86400.0 * 2.0 + 3600.0 * 7.0 + 900.0),
+            "2d 7h 15m"
+        );
         assert_eq!(seconds2str(86400.0 * 2.0 + 3599.0), "2d 1h");
         assert_eq!(seconds2str(3595.0), "1h");
         assert_eq!(seconds2str(3590.0), "59m 50s");

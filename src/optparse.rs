@@ -37,7 +37,12 @@ pub struct Opt {
 }
 
 impl Opt {
-    pub fn new(short: Option<char>, longs: &[&'static str], dest: &'static str, action: Action) -> Opt {
+    pub fn new(
+        short: Option<char>,
+        longs: &[&'static str],
+        dest: &'static str,
+        action: Action,
+    ) -> Opt {
         Opt {
             short,
             longs: longs.to_vec(),
@@ -259,7 +264,11 @@ mod tests {
 
     #[test]
     fn parses_like_optparse() {
-        let p = parse(&opts(), &args(&["-rvvL5", "log", "--TZ=UTC", "re", "--print-all-ma"])).unwrap();
+        let p = parse(
+            &opts(),
+            &args(&["-rvvL5", "log", "--TZ=UTC", "re", "--print-all-ma"]),
+        )
+        .unwrap();
         assert_eq!(p.get_int("maxlines"), Some(5));
         assert_eq!(p.flag("raw"), Some(true));
         assert_eq!(p.count("verbose"), 2);
@@ -274,7 +283,10 @@ mod tests {
     #[test]
     fn errors_are_worded_like_optparse() {
         let e = |a: &[&str]| parse(&opts(), &args(a)).unwrap_err();
-        assert_eq!(e(&["--bogus"]), Stop::Error("no such option: --bogus".into()));
+        assert_eq!(
+            e(&["--bogus"]),
+            Stop::Error("no such option: --bogus".into())
+        );
         assert_eq!(e(&["-x"]), Stop::Error("no such option: -x".into()));
         assert_eq!(
             e(&["-L", "x"]),
@@ -286,8 +298,14 @@ mod tests {
                 "ambiguous option: --print-all-m (--print-all-matched, --print-all-missed?)".into()
             )
         );
-        assert_eq!(e(&["-L"]), Stop::Error("-L option requires 1 argument".into()));
-        assert_eq!(e(&["--raw=1"]), Stop::Error("--raw option does not take a value".into()));
+        assert_eq!(
+            e(&["-L"]),
+            Stop::Error("-L option requires 1 argument".into())
+        );
+        assert_eq!(
+            e(&["--raw=1"]),
+            Stop::Error("--raw option does not take a value".into())
+        );
         assert_eq!(e(&["-h", "--bogus"]), Stop::Exit("help"));
         assert_eq!(
             e(&["--maxl", "y"]),

@@ -16,10 +16,10 @@ use std::time::Instant;
 use crate::config;
 use crate::dates::Timestamp;
 use crate::failregex::{Groups, Value};
-use crate::filter::{py_str, value_to_py, FailResult, Filter, LineError};
+use crate::filter::{FailResult, Filter, LineError, py_str, value_to_py};
 use crate::ipaddr::IpAddr;
 use crate::optparse::{self, Action, Opt, Stop};
-use crate::pyvalue::{float_repr, str_repr, PyValue};
+use crate::pyvalue::{PyValue, float_repr, str_repr};
 use crate::regex::{Flags, PyRegex};
 
 /// The version fail2ban-regex reports (the Python release we replace).
@@ -48,9 +48,19 @@ fn options() -> Vec<Opt> {
         Opt::new(Some('o'), &["--out"], "out", Store),
         Opt::new(None, &["--print-no-missed"], "print_no_missed", StoreTrue),
         Opt::new(None, &["--print-no-ignored"], "print_no_ignored", StoreTrue),
-        Opt::new(None, &["--print-all-matched"], "print_all_matched", StoreTrue),
+        Opt::new(
+            None,
+            &["--print-all-matched"],
+            "print_all_matched",
+            StoreTrue,
+        ),
         Opt::new(None, &["--print-all-missed"], "print_all_missed", StoreTrue),
-        Opt::new(None, &["--print-all-ignored"], "print_all_ignored", StoreTrue),
+        Opt::new(
+            None,
+            &["--print-all-ignored"],
+            "print_all_ignored",
+            StoreTrue,
+        ),
         Opt::new(Some('t'), &["--log-traceback"], "log_traceback", StoreTrue),
         Opt::new(None, &["--full-traceback"], "full_traceback", StoreTrue),
     ]
@@ -146,7 +156,6 @@ struct Opts {
     raw: bool,
     usedns: Option<String>,
     maxlines: i64,
-    journalmatch: Option<String>,
     verbose: i64,
     verbose_date: bool,
     debuggex: bool,
@@ -264,7 +273,11 @@ impl Tool {
 
     fn new(opts: Opts) -> Result<Tool, String> {
         let mut tool = Tool {
-            print_limit: if opts.maxlines != 0 { opts.maxlines } else { 20 },
+            print_limit: if opts.maxlines != 0 {
+                opts.maxlines
+            } else {
+                20
+            },
             opts,
             out: BufWriter::with_capacity(1 << 16, io::stdout()),
             filter: Filter::new(),
@@ -307,7 +320,7 @@ impl Tool {
         let mut basedir = PathBuf::from(&self.opts.config);
         let mut flt_name = value.to_string();
         let mut flt_file: Option<PathBuf> = None;
-        let mut flt_opts: Vec<(String, String)> = Vec::new();
+        let mut flt_opts: indexmap::IndexMap<String, String> = indexmap::IndexMap::new();
         if fail && looks_like_filter(value) {
             match config::extract_options(value) {
                 Ok((name, opts)) => {
@@ -387,7 +400,7 @@ impl Tool {
                 );
                 self.output(&format!("Use   filter options : {}", dict.repr()));
             }
-            let loaded = config::load_filter_for_tool(
+            let loaded = load_filter(
                 &flt_name,
                 &flt_opts,
                 &basedir,
@@ -400,19 +413,22 @@ impl Tool {
                     self.print(&format!("ERROR: failed to load filter {value}"));
                     return Err(Fail::Exit(255));
                 }
-                Err(config::ToolLoadError::Read(msg)) => {
+                Err(LoadError::Read(msg)) => {
                     self.print(&format!("Wrong config file: {msg}"));
                     self.print(&format!("ERROR: failed to load filter {value}"));
                     return Err(Fail::Exit(255));
                 }
-                Err(config::ToolLoadError::Fatal(msg)) => {
+                Err(LoadError::Fatal(msg)) => {
                     self.out.flush().ok();
                     eprintln!("{msg}");
                     return Err(Fail::Exit(1));
                 }
             };
             if self.opts.verbose > 1 {
-                self.output(&format!("Real  filter options : {}", stream.real_options.repr()));
+                self.output(&format!(
+                    "Real  filter options : {}",
+                    stream.real_options.repr()
+                ));
             }
             let mut fails = Vec::new();
             let mut ignores = Vec::new();
@@ -797,7 +813,11 @@ impl Tool {
         let mut total = 0;
         let mut out = Vec::new();
         let verbose = self.opts.verbose > 0;
-        let stats = if fail { &self.failregex } else { &self.ignoreregex };
+        let stats = if fail {
+            &self.failregex
+        } else {
+            &self.ignoreregex
+        };
         for (cnt, stat) in stats.iter().enumerate() {
             total += stat.hits;
             if stat.hits > 0 || verbose {
@@ -809,7 +829,11 @@ impl Tool {
                         "    {}  {}{}",
                         id_str(id),
                         ctime_local(time.map(|t| t.as_f64())),
-                        if *multiple { " (multiple regex matched)" } else { "" }
+                        if *multiple {
+                            " (multiple regex matched)"
+                        } else {
+                            ""
+                        }
                     ));
                 }
             }
@@ -846,8 +870,8 @@ impl Tool {
                     if self.opts.verbose_date {
                         out.push(format!(
                             "    # weight: {:.3} ({:.3}), pattern: {}",
+                            t.computed_weight(),
                             t.weight,
-                            t.template_weight,
                             t.pattern.clone().unwrap_or_default()
                         ));
                         out.push(format!("    # regex:   {}", t.regex));
@@ -949,6 +973,88 @@ impl Tool {
     }
 }
 
+/// A filter read for fail2ban-regex: its command stream and the options
+/// `-vv` shows.
+struct LoadedFilter {
+    commands: Vec<PyValue>,
+    real_options: PyValue,
+}
+
+/// Why a filter could not be loaded.
+enum LoadError {
+    /// Reading failed (fail2ban prints `Wrong config file: ...`).
+    Read(String),
+    /// An error Python does not catch (interpolation, tags): a traceback.
+    Fatal(String),
+}
+
+/// Reads a filter as fail2ban-regex does: the standard way under
+/// `basedir`, or explicitly from `explicit`; `Ok(None)` when nothing could
+/// be read.
+fn load_filter(
+    name: &str,
+    opts: &indexmap::IndexMap<String, String>,
+    basedir: &Path,
+    explicit: Option<&Path>,
+    backend: &str,
+) -> Result<Option<LoadedFilter>, LoadError> {
+    let fatal = |e: config::Error| {
+        LoadError::Fatal(format!(
+            "Traceback (most recent call last):\n{}: {e}",
+            e.py_type()
+        ))
+    };
+    let ok = match explicit {
+        None => {
+            let base = basedir.to_string_lossy().into_owned();
+            let mut reader =
+                config::FilterReader::new(name, "fail2ban-regex-jail", opts.clone(), Some(&base));
+            let ok = reader.read().map_err(|e| LoadError::Read(e.to_string()))?;
+            (ok, reader)
+        }
+        Some(path) => {
+            let p = path.to_string_lossy().into_owned();
+            let mut reader =
+                config::FilterReader::new(&p, "fail2ban-regex-jail", opts.clone(), None);
+            let ok = reader
+                .read_explicit()
+                .map_err(|e| LoadError::Read(e.to_string()))?;
+            (ok, reader)
+        }
+    };
+    let (ok, mut reader) = ok;
+    if !ok {
+        return Ok(None);
+    }
+    reader.apply_auto_options(backend);
+    reader.get_options(None, false).map_err(fatal)?;
+    let combined = reader.combined().map_err(fatal)?;
+    let mut real = Vec::new();
+    let keys = ["logtype".to_string(), "datepattern".to_string()]
+        .into_iter()
+        .chain(opts.keys().cloned());
+    for k in keys {
+        let v = match combined.get(&k) {
+            Some(v) => Some(v.clone()),
+            None => reader
+                .definition()
+                .reader()
+                .get("Definition", &k, None)
+                .ok()
+                .map(PyValue::Str),
+        };
+        if let Some(v) = v {
+            real.retain(|(key, _): &(PyValue, PyValue)| *key != PyValue::str(k.clone()));
+            real.push((PyValue::str(k.clone()), v));
+        }
+    }
+    let commands = reader.convert().map_err(fatal)?;
+    Ok(Some(LoadedFilter {
+        commands,
+        real_options: PyValue::Dict(real),
+    }))
+}
+
 /// Whether fail2ban-regex treats a REGEX argument as a filter name/file.
 fn looks_like_filter(value: &str) -> bool {
     static RE: std::sync::OnceLock<PyRegex> = std::sync::OnceLock::new();
@@ -1032,7 +1138,8 @@ fn substitute_tags(fmt: &str, r: &FailResult, msg: &str) -> String {
     static TAG: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
     static FTAG: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
     let tag_re = TAG.get_or_init(|| regex::Regex::new(r"<([^ <>]+)>").expect("tag regex"));
-    let ftag_re = FTAG.get_or_init(|| regex::Regex::new(r"<F-([A-Z0-9_\-]+)>").expect("F-tag regex"));
+    let ftag_re =
+        FTAG.get_or_init(|| regex::Regex::new(r"<F-([A-Z0-9_\-]+)>").expect("F-tag regex"));
     let ip_value: Option<PyValue> = match r.groups.get("ip") {
         Some(v) => Some(value_to_py(v)),
         None => r.id.as_ref().map(|i| PyValue::str(i.ntoa())),
@@ -1132,7 +1239,9 @@ fn urlencode(s: &str) -> String {
     let mut out = String::new();
     for b in s.bytes() {
         match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'_' | b'.' | b'-' | b'~' => out.push(b as char),
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'_' | b'.' | b'-' | b'~' => {
+                out.push(b as char)
+            }
             b' ' => out.push('+'),
             _ => out.push_str(&format!("%{b:02X}")),
         }
@@ -1169,7 +1278,9 @@ impl Encoding {
         let n = name.to_lowercase().replace(['-', '_', ' '], "");
         match n.as_str() {
             "utf8" | "u8" | "utf" | "cp65001" => Some(Encoding::Utf8),
-            "latin1" | "iso88591" | "l1" | "latin" | "8859" | "cp819" | "iso8859" => Some(Encoding::Latin1),
+            "latin1" | "iso88591" | "l1" | "latin" | "8859" | "cp819" | "iso8859" => {
+                Some(Encoding::Latin1)
+            }
             "ascii" | "usascii" | "646" | "ansix3.41968" => Some(Encoding::Ascii),
             _ => None,
         }
@@ -1255,7 +1366,6 @@ fn parse_opts(p: &optparse::Parsed) -> Opts {
         raw: p.flag("raw").unwrap_or(false),
         usedns: p.get("usedns").map(str::to_string),
         maxlines: p.get_int("maxlines").unwrap_or(0),
-        journalmatch: p.get("journalmatch").map(str::to_string),
         verbose,
         verbose_date: p.flag("verbose_date").unwrap_or(false),
         debuggex: p.flag("debuggex").unwrap_or(false),
@@ -1271,7 +1381,10 @@ fn parse_opts(p: &optparse::Parsed) -> Opts {
 
 /// Runs fail2ban-regex with `argv` (program name first); returns the exit status.
 pub fn main(argv: Vec<String>) -> i32 {
-    let prog_path = argv.first().cloned().unwrap_or_else(|| "fail2ban-regex".to_string());
+    let prog_path = argv
+        .first()
+        .cloned()
+        .unwrap_or_else(|| "fail2ban-regex".to_string());
     let prog = Path::new(&prog_path)
         .file_name()
         .map(|s| s.to_string_lossy().into_owned())

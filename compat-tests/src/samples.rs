@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 
 use fail2ban::config::FilterReader;
 use fail2ban::dates::Timestamp;
-use fail2ban::failregex::{resolve_tags, Value};
+use fail2ban::failregex::{Value, resolve_tags};
 use fail2ban::filter::{FailResult, Filter};
 use fail2ban::ipaddr::{IpAddr, UseDns};
 use fail2ban::pyvalue::PyValue;
@@ -45,7 +45,11 @@ struct Outcome {
 /// Evaluates the tiny Python expressions the sample logs use in
 /// `test.condition` and `constraint`: `name == 'x'`, `name != 'x'`,
 /// `opts.get('k') == 'v'`, `opts.get('k') != 'v'`.
-fn eval_condition(expr: &str, name: &str, opts: &serde_json::Map<String, Json>) -> Result<bool, String> {
+fn eval_condition(
+    expr: &str,
+    name: &str,
+    opts: &serde_json::Map<String, Json>,
+) -> Result<bool, String> {
     let (lhs, rhs, eq) = if let Some((l, r)) = expr.split_once("==") {
         (l.trim(), r.trim(), true)
     } else if let Some((l, r)) = expr.split_once("!=") {
@@ -58,14 +62,20 @@ fn eval_condition(expr: &str, name: &str, opts: &serde_json::Map<String, Json>) 
             return Some(None);
         }
         let q = s.chars().next()?;
-        (matches!(q, '\'' | '"') && s.len() >= 2 && s.ends_with(q)).then(|| Some(s[1..s.len() - 1].to_string()))
+        (matches!(q, '\'' | '"') && s.len() >= 2 && s.ends_with(q))
+            .then(|| Some(s[1..s.len() - 1].to_string()))
     };
     let value = |s: &str| -> Result<Option<String>, String> {
         if s == "name" {
             return Ok(Some(name.to_string()));
         }
-        if let Some(inner) = s.strip_prefix("opts.get(").and_then(|r| r.strip_suffix(')')) {
-            let key = literal(inner.trim()).flatten().ok_or_else(|| format!("bad key in {s}"))?;
+        if let Some(inner) = s
+            .strip_prefix("opts.get(")
+            .and_then(|r| r.strip_suffix(')'))
+        {
+            let key = literal(inner.trim())
+                .flatten()
+                .ok_or_else(|| format!("bad key in {s}"))?;
             return Ok(opts.get(&key).map(|v| match v {
                 Json::String(s) => s.clone(),
                 other => other.to_string(),
@@ -103,7 +113,10 @@ fn local_time(text: &str) -> Option<f64> {
 fn wrong_greed() -> PyRegex {
     let host = resolve_tags("<HOST>", UseDns::Yes);
     let escaped = regex_escape_py(&host);
-    PyRegex::new(&format!(r"\.[+\*](?!\?)[^\$\^]*{escaped}.*(?:\.[+\*].*|[^\$])$")).expect("lint regex")
+    PyRegex::new(&format!(
+        r"\.[+\*](?!\?)[^\$\^]*{escaped}.*(?:\.[+\*].*|[^\$])$"
+    ))
+    .expect("lint regex")
 }
 
 /// Python's `re.escape`.
@@ -134,10 +147,20 @@ fn read_lines(path: &Path) -> Result<Vec<String>, String> {
 }
 
 /// Builds the filter for one option combination.
-fn read_filter(name: &str, basedir: &Path, opts: &[(String, String)], lint: &PyRegex) -> Result<Filter, String> {
-    let mut reader = FilterReader::new(name, "jail", opts, Some(basedir));
+fn read_filter(
+    name: &str,
+    basedir: &Path,
+    opts: &[(String, String)],
+    lint: &PyRegex,
+) -> Result<Filter, String> {
+    let init = opts.iter().cloned().collect();
+    let base = basedir.to_string_lossy().into_owned();
+    let mut reader = FilterReader::new(name, "jail", init, Some(&base));
     if !reader.read().map_err(|e| e.to_string())? {
-        return Err(format!("cannot read filter {name} under {}", basedir.display()));
+        return Err(format!(
+            "cannot read filter {name} under {}",
+            basedir.display()
+        ));
     }
     reader.get_options(None, false).map_err(|e| e.to_string())?;
     let stream = reader.convert().map_err(|e| e.to_string())?;
@@ -198,7 +221,10 @@ fn field_matches(k: &str, v: &Json, r: &FailResult) -> bool {
         },
         Some(Value::Set(items)) => match v {
             Json::Array(a) => {
-                let mut want: Vec<String> = a.iter().map(|x| x.as_str().unwrap_or_default().to_string()).collect();
+                let mut want: Vec<String> = a
+                    .iter()
+                    .map(|x| x.as_str().unwrap_or_default().to_string())
+                    .collect();
                 let mut have = items.clone();
                 want.sort();
                 have.sort();
@@ -230,14 +256,20 @@ fn describe(r: &FailResult) -> String {
             .map(|(k, v)| (PyValue::str(k.clone()), fail2ban::filter::value_to_py(v)))
             .collect(),
     );
-    format!("regex {} id {id} time {:?} groups {}", r.index, r.time.map(|t| t.as_f64()), groups.repr())
+    format!(
+        "regex {} id {id} time {:?} groups {}",
+        r.index,
+        r.time.map(|t| t.as_f64()),
+        groups.repr()
+    )
 }
 
 /// Runs the sample test of filter `name`.
 fn run_filter(name: &str, basedir: &Path, logs: &Path, lint: &PyRegex) -> Outcome {
     let mut out = Outcome::default();
     if !logs.join(name).is_file() {
-        out.failures.push(format!("No sample log file available for '{name}' filter"));
+        out.failures
+            .push(format!("No sample log file available for '{name}' filter"));
         return out;
     }
     let mut filenames = vec![name.to_string()];
@@ -245,7 +277,8 @@ fn run_filter(name: &str, basedir: &Path, logs: &Path, lint: &PyRegex) -> Outcom
     let mut used_re: HashSet<String> = HashSet::new();
     let mut common: serde_json::Map<String, Json> = serde_json::Map::new();
     let mut active: Vec<(String, serde_json::Map<String, Json>)> = Vec::new();
-    let annot = PyRegex::new(r"^#+ ?(failJSON|(?:file|filter)Options|addFILE):(.+)$").expect("annotation regex");
+    let annot = PyRegex::new(r"^#+ ?(failJSON|(?:file|filter)Options|addFILE):(.+)$")
+        .expect("annotation regex");
     let mut fi = 0;
     while fi < filenames.len() {
         let fname = filenames[fi].clone();
@@ -272,7 +305,8 @@ fn run_filter(name: &str, basedir: &Path, logs: &Path, lint: &PyRegex) -> Outcom
                 let data: Json = match serde_json::from_str(&line[vs..ve]) {
                     Ok(d) => d,
                     Err(e) => {
-                        out.failures.push(format!("{e}: {}:{lnnum}", path.display()));
+                        out.failures
+                            .push(format!("{e}: {}:{lnnum}", path.display()));
                         return out;
                     }
                 };
@@ -299,7 +333,8 @@ fn run_filter(name: &str, basedir: &Path, logs: &Path, lint: &PyRegex) -> Outcom
                                 match eval_condition(cond, name, &opts) {
                                     Ok(b) => ignore_block = !b,
                                     Err(e) => {
-                                        out.failures.push(format!("{}:{lnnum}: {e}", path.display()));
+                                        out.failures
+                                            .push(format!("{}:{lnnum}: {e}", path.display()));
                                         return out;
                                     }
                                 }
@@ -320,7 +355,13 @@ fn run_filter(name: &str, basedir: &Path, logs: &Path, lint: &PyRegex) -> Outcom
                             if !cases.contains_key(&key) {
                                 match read_filter(name, basedir, &flt_opts, lint) {
                                     Ok(f) => {
-                                        cases.insert(key.clone(), FilterCase { filter: f, used: HashSet::new() });
+                                        cases.insert(
+                                            key.clone(),
+                                            FilterCase {
+                                                filter: f,
+                                                used: HashSet::new(),
+                                            },
+                                        );
                                     }
                                     Err(e) => {
                                         out.failures.push(format!("{key}: {e}"));
@@ -356,7 +397,13 @@ fn run_filter(name: &str, basedir: &Path, logs: &Path, lint: &PyRegex) -> Outcom
                 if !cases.contains_key(name) {
                     match read_filter(name, basedir, &[], lint) {
                         Ok(f) => {
-                            cases.insert(name.to_string(), FilterCase { filter: f, used: HashSet::new() });
+                            cases.insert(
+                                name.to_string(),
+                                FilterCase {
+                                    filter: f,
+                                    used: HashSet::new(),
+                                },
+                            );
                         }
                         Err(e) => {
                             out.failures.push(format!("{name}: {e}"));
@@ -375,7 +422,8 @@ fn run_filter(name: &str, basedir: &Path, logs: &Path, lint: &PyRegex) -> Outcom
                         Ok(true) => {}
                         Ok(false) => continue,
                         Err(e) => {
-                            out.failures.push(format!("{}:{lnnum}: {e}", path.display()));
+                            out.failures
+                                .push(format!("{}:{lnnum}: {e}", path.display()));
                             continue;
                         }
                     }
@@ -385,18 +433,26 @@ fn run_filter(name: &str, basedir: &Path, logs: &Path, lint: &PyRegex) -> Outcom
                     match case.filter.process_line(&line) {
                         Ok(r) => r,
                         Err(e) => {
-                            out.failures.push(format!("{key}: {}:{lnnum}: {e}", path.display()));
+                            out.failures
+                                .push(format!("{key}: {}:{lnnum}: {e}", path.display()));
                             continue;
                         }
                     }
                 } else {
-                    let prefix = opts.get("test.prefix-line").and_then(Json::as_str).unwrap_or("");
+                    let prefix = opts
+                        .get("test.prefix-line")
+                        .and_then(Json::as_str)
+                        .unwrap_or("");
                     let text = format!("{TEST_NOW_STR}{prefix}{line}");
                     let tl = fail2ban::failregex::TupleLine::new(text, 0, TEST_NOW_STR.len());
                     case.filter.process_tuple_line(tl, Timestamp::Int(TEST_NOW))
                 };
-                let regex_texts: Vec<String> =
-                    case.filter.failregexes().iter().map(|r| r.expanded().to_string()).collect();
+                let regex_texts: Vec<String> = case
+                    .filter
+                    .failregexes()
+                    .iter()
+                    .map(|r| r.expanded().to_string())
+                    .collect();
                 let mut found = Vec::new();
                 for r in results {
                     if r.id.is_none() || r.groups.truthy("nofail") {
@@ -406,11 +462,15 @@ fn run_filter(name: &str, basedir: &Path, logs: &Path, lint: &PyRegex) -> Outcom
                     }
                     found.push(r);
                 }
-                let should = faildata.get("match").and_then(Json::as_bool).unwrap_or(false);
+                let should = faildata
+                    .get("match")
+                    .and_then(Json::as_bool)
+                    .unwrap_or(false);
                 let place = format!("{key}: {}:{lnnum}: {line}", path.display());
                 if found.is_empty() {
                     if should {
-                        out.failures.push(format!("Line not matched when should have: {place}"));
+                        out.failures
+                            .push(format!("Line not matched when should have: {place}"));
                     }
                     continue;
                 }
@@ -423,7 +483,8 @@ fn run_filter(name: &str, basedir: &Path, logs: &Path, lint: &PyRegex) -> Outcom
                 }
                 if found.len() != 1 {
                     let idx: Vec<usize> = found.iter().map(|r| r.index).collect();
-                    out.failures.push(format!("Multiple regexs matched {idx:?}: {place}"));
+                    out.failures
+                        .push(format!("Multiple regexs matched {idx:?}: {place}"));
                     continue;
                 }
                 let r = &found[0];
@@ -432,7 +493,10 @@ fn run_filter(name: &str, basedir: &Path, logs: &Path, lint: &PyRegex) -> Outcom
                         continue;
                     }
                     if !field_matches(k, v, r) {
-                        out.failures.push(format!("field {k}: expected {v}, got {}: {place}", describe(r)));
+                        out.failures.push(format!(
+                            "field {k}: expected {v}, got {}: {place}",
+                            describe(r)
+                        ));
                     }
                 }
                 if let Some(Json::String(t)) = faildata.get("time") {
@@ -454,7 +518,10 @@ fn run_filter(name: &str, basedir: &Path, logs: &Path, lint: &PyRegex) -> Outcom
     for (key, case) in &cases {
         for (i, re) in case.filter.failregexes().iter().enumerate() {
             if !case.used.contains(&i) && !used_re.contains(re.expanded()) {
-                out.failures.push(format!("{key}: Regex has no samples: {i}: {}", re.expanded()));
+                out.failures.push(format!(
+                    "{key}: Regex has no samples: {i}: {}",
+                    re.expanded()
+                ));
             }
         }
     }
@@ -517,7 +584,9 @@ fn main() {
         }
     }
     let (Some(config), Some(logs)) = (config, logs) else {
-        eprintln!("usage: samples --config DIR --logs DIR [--test-config DIR] [--only NAME]... [--verbose] [--title T]");
+        eprintln!(
+            "usage: samples --config DIR --logs DIR [--test-config DIR] [--only NAME]... [--verbose] [--title T]"
+        );
         std::process::exit(2);
     };
     // fail2ban's sample tests run in CET/CEST with the clock at TEST_NOW
@@ -533,7 +602,11 @@ fn main() {
         .map(|n| (n, config.clone()))
         .collect();
     if let Some(tc) = &test_config {
-        tests.extend(filters_in(tc, |n| n.starts_with("zzz-")).into_iter().map(|n| (n, tc.clone())));
+        tests.extend(
+            filters_in(tc, |n| n.starts_with("zzz-"))
+                .into_iter()
+                .map(|n| (n, tc.clone())),
+        );
     }
     if !only.is_empty() {
         tests.retain(|(n, _)| only.contains(n));
@@ -545,16 +618,29 @@ fn main() {
     for (name, basedir) in &tests {
         let o = run_filter(name, basedir, &logs, &lint);
         total_annot += o.annotations;
-        let status = if o.failures.is_empty() { "PASS" } else { "FAIL" };
+        let status = if o.failures.is_empty() {
+            "PASS"
+        } else {
+            "FAIL"
+        };
         if !o.failures.is_empty() {
             total_failed_filters += 1;
             all_failures.insert(name.clone(), o.failures.clone());
         }
-        rows.push((name.clone(), o.annotations, o.lines, o.failures.len(), status));
+        rows.push((
+            name.clone(),
+            o.annotations,
+            o.lines,
+            o.failures.len(),
+            status,
+        ));
     }
     println!("Sample-log annotations {title}");
     println!("config: {}  logs: {}", config.display(), logs.display());
-    println!("{:<32} {:>11} {:>7} {:>9}  result", "filter", "annotations", "lines", "failures");
+    println!(
+        "{:<32} {:>11} {:>7} {:>9}  result",
+        "filter", "annotations", "lines", "failures"
+    );
     for (name, a, l, f, s) in &rows {
         println!("{name:<32} {a:>11} {l:>7} {f:>9}  {s}");
     }
