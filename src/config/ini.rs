@@ -440,13 +440,21 @@ mod tests {
         big.extend(b"\na = \xff\n");
         std::fs::write(&f, &big).unwrap();
         let e = read_file(f.to_str().unwrap()).unwrap_err();
-        assert!(e.to_string().ends_with("0xff in position 817: invalid start byte"), "{e}");
+        assert!(
+            e.to_string()
+                .ends_with("0xff in position 817: invalid start byte"),
+            "{e}"
+        );
         let mut cut = b"[S]\n".to_vec();
         cut.extend([b'#'; 8185]);
         cut.extend(b"\n\xe2\x82\xac\xff");
         std::fs::write(&f, &cut).unwrap();
         let e = read_file(f.to_str().unwrap()).unwrap_err();
-        assert!(e.to_string().ends_with("0xff in position 3: invalid start byte"), "{e}");
+        assert!(
+            e.to_string()
+                .ends_with("0xff in position 3: invalid start byte"),
+            "{e}"
+        );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -493,7 +493,8 @@ impl IniData {
     }
 
     /// fail2ban's `merge_section`: adds options to a section (created when
-    /// missing), their names prefixed with `pref` unless they already are.
+    /// missing), their names prefixed with `pref`; options whose names
+    /// already start with `pref` (and `__name__`) are left out.
     pub(crate) fn merge_section(&mut self, section: &str, options: Section, pref: &str) {
         let sect = self.sections.entry(section.to_string()).or_default();
         for (k, v) in options {
@@ -933,7 +934,7 @@ impl ConfigReader {
     }
 
     /// Adds options to a section (created when missing), names prefixed with
-    /// `pref` unless they already start with it.
+    /// `pref`; options already starting with `pref` are left out.
     pub fn merge_section(
         &mut self,
         section: &str,
