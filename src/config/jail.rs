@@ -529,6 +529,27 @@ mod tests {
         (j, ok)
     }
 
+    /// Warnings and errors, without the many "not defined" ones (checked
+    /// once: they come first).
+    fn jail_problems(logged: Option<Vec<String>>, first_jail: &str) -> Option<Vec<String>> {
+        let all = crate::config::reader::tests::problems(logged)?;
+        assert_eq!(
+            all.first().map(String::as_str),
+            Some(
+                format!(
+                    "WARN fail2ban.configreader: 'backend' not defined in '{first_jail}'. \
+                     Using default one: 'auto'"
+                )
+                .as_str()
+            )
+        );
+        Some(
+            all.into_iter()
+                .filter(|l| !l.contains(" not defined in "))
+                .collect(),
+        )
+    }
+
     fn lines(stream: &[PyValue]) -> Vec<String> {
         stream.iter().map(PyValue::repr).collect()
     }
@@ -629,12 +650,32 @@ mod tests {
                 ),
             ],
         );
-        let (mut j, _) = jails(&t);
+        let ((mut j, _), logged) = crate::config::tests::capture_logs(|| jails(&t));
+        if let Some(logged) = jail_problems(logged, "j") {
+            assert_eq!(
+                logged,
+                vec![
+                    "WARN fail2ban.jailreader: No filter set for jail j",
+                    "WARN fail2ban.jailreader: No actions were defined for j",
+                    "WARN fail2ban.jailreader: No filter set for jail k",
+                    "WARN fail2ban.jailreader: No actions were defined for k",
+                ]
+            );
+        }
         assert_eq!(
             j.convert(false).unwrap_err().to_string(),
             "Have not found any log file for j jail"
         );
-        let s = lines(&j.convert(true).unwrap());
+        let (s, logged) = crate::config::tests::capture_logs(|| lines(&j.convert(true).unwrap()));
+        if let Some(logged) = logged {
+            assert_eq!(
+                logged,
+                vec![
+                    "INFO fail2ban.jailreader: No file(s) found for glob /nonexistent/x.log",
+                    "WARN fail2ban.jailreader: Have not found any log file for j jail",
+                ]
+            );
+        }
         assert_eq!(
             s,
             vec![
@@ -662,8 +703,31 @@ mod tests {
                 ),
             ],
         );
-        let (j, ok) = jails(&t);
+        let ((j, ok), logged) = crate::config::tests::capture_logs(|| jails(&t));
         assert!(!ok);
+        if let Some(logged) = jail_problems(logged, "nofilter") {
+            let base = &t.0;
+            assert_eq!(
+                logged,
+                vec![
+                    format!(
+                        "ERROR fail2ban.configreader: Found no accessible config files for 'filter.d/nope' under {base}"
+                    ),
+                    "ERROR fail2ban.jailreader: Unable to read the filter 'nope'".to_string(),
+                    "ERROR fail2ban.jailsreader: Errors in jail 'nofilter'. Skipping...".to_string(),
+                    "WARN fail2ban.jailreader: No filter set for jail badact".to_string(),
+                    "ERROR fail2ban.jailreader: Invalid action definition 'x[a=1,': unexpected option syntax"
+                        .to_string(),
+                    "ERROR fail2ban.jailsreader: Errors in jail 'badact'. Skipping...".to_string(),
+                    "WARN fail2ban.jailreader: No filter set for jail noact".to_string(),
+                    format!(
+                        "ERROR fail2ban.configreader: Found no accessible config files for 'action.d/nope' under {base}"
+                    ),
+                    "ERROR fail2ban.jailreader: Unable to read action 'nope'".to_string(),
+                    "ERROR fail2ban.jailsreader: Errors in jail 'noact'. Skipping...".to_string(),
+                ]
+            );
+        }
         let errors: Vec<(&str, &str)> = j
             .jails()
             .iter()

@@ -274,8 +274,59 @@ pub(crate) fn split_conditional(name: &str) -> Option<(&str, &str)> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+    use std::cell::RefCell;
+
+    thread_local! {
+        static CAPTURED: RefCell<Option<Vec<String>>> = const { RefCell::new(None) };
+    }
+
+    /// Records the log messages of the thread that asked for them.
+    struct Capture;
+
+    impl log::Log for Capture {
+        fn enabled(&self, _: &log::Metadata) -> bool {
+            true
+        }
+
+        fn log(&self, record: &log::Record) {
+            CAPTURED.with(|c| {
+                if let Some(lines) = c.borrow_mut().as_mut() {
+                    lines.push(format!(
+                        "{} {}: {}",
+                        record.level(),
+                        record.target(),
+                        record.args()
+                    ));
+                }
+            });
+        }
+
+        fn flush(&self) {}
+    }
+
+    /// Runs `f`, returning the log lines it produced (`LEVEL target:
+    /// message`, debug and trace left out), or `None` when another logger
+    /// owns the process (then the caller cannot check messages).
+    pub(crate) fn capture_logs<T>(f: impl FnOnce() -> T) -> (T, Option<Vec<String>>) {
+        static INSTALLED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+        let installed = *INSTALLED.get_or_init(|| {
+            let ok = log::set_logger(&Capture).is_ok();
+            if ok {
+                log::set_max_level(log::LevelFilter::Info);
+            }
+            ok
+        });
+        if !installed {
+            eprintln!("log messages not checked: another logger is installed");
+            return (f(), None);
+        }
+        CAPTURED.with(|c| *c.borrow_mut() = Some(Vec::new()));
+        let result = f();
+        let lines = CAPTURED.with(|c| c.borrow_mut().take());
+        (result, lines)
+    }
 
     #[test]
     fn conditional_names_follow_the_python_pattern() {
