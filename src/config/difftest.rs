@@ -440,41 +440,57 @@ fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
     }
 }
 
-/// The lines Python's `fail2ban-client -c DIR -d` prints.
-fn python_dump(dir: &str) -> Vec<String> {
+/// What a dump gives: the printed lines and, when the reading failed, the
+/// message of `Failed during configuration: ...`.
+type Dump = (Vec<String>, Option<String>);
+
+/// Python's `fail2ban-client -c DIR -d`.
+fn python_dump(dir: &str) -> Dump {
     let out = Command::new(PYTHON)
         .args([CLIENT, "-c", dir, "-d"])
         .stdin(Stdio::null())
         .output()
         .expect("run fail2ban-client");
-    String::from_utf8(out.stdout)
+    let lines = String::from_utf8(out.stdout)
         .expect("utf-8 output")
         .lines()
         .map(str::to_string)
-        .collect()
+        .collect();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let failure = stderr
+        .split_once("Failed during configuration: ")
+        .map(|(_, rest)| {
+            rest.split("\n20")
+                .next()
+                .unwrap_or(rest)
+                .trim_end()
+                .to_string()
+        });
+    (lines, failure)
 }
 
 /// What our configurator gives for the same dump.
-fn our_dump(dir: &str) -> Vec<String> {
+fn our_dump(dir: &str) -> Dump {
     let mut c = super::Configurator::new(Some(dir), false);
-    let early = c.read_early().and_then(|_| c.early_options());
-    let main: super::Vars = match early {
+    let main: super::Vars = match c.read_early().and_then(|_| c.early_options()) {
         Ok(early) => early.into_iter().collect(),
-        Err(e) => return vec![format!("ERROR: {e}")],
+        Err(e) => return (Vec::new(), Some(e.to_string())),
     };
     match c.read_config(None, Some(&main), true, true) {
-        Ok(r) => r.stream.iter().map(PyValue::repr).collect(),
-        Err(_) => {
+        Ok(r) => (r.stream.iter().map(PyValue::repr).collect(), None),
+        Err(e) => (
             vec![
                 "ERROR: The configuration stream failed because of the invalid syntax.".to_string(),
-            ]
-        }
+            ],
+            Some(e.to_string()),
+        ),
     }
 }
 
 fn compare_dumps(what: &str, dir: &str) -> usize {
-    let expected = python_dump(dir);
-    let ours = our_dump(dir);
+    let (expected, expected_failure) = python_dump(dir);
+    let (ours, our_failure) = our_dump(dir);
+    assert_eq!(our_failure, expected_failure, "{what}: failures differ");
     let differ =
         expected.len().max(ours.len()) - expected.iter().zip(&ours).filter(|(a, b)| a == b).count();
     if differ > 0 {
@@ -494,7 +510,10 @@ fn compare_dumps(what: &str, dir: &str) -> usize {
         );
     }
     assert_eq!(differ, 0, "{what}: {differ} lines differ");
-    eprintln!("{what}: {} lines identical", expected.len());
+    match expected_failure {
+        Some(f) => eprintln!("{what}: same failure: {}", f.lines().next().unwrap_or("")),
+        None => eprintln!("{what}: {} lines identical", expected.len()),
+    }
     expected.len()
 }
 
@@ -663,6 +682,19 @@ fn client_dump_matches_python() {
         )
         .unwrap();
         total += compare_dumps(&format!("{tree} fatal action error"), &extra.0);
+        // So do a filter that cannot be parsed or interpolated.
+        for (what, text) in [
+            ("parse", "[Definition]\nfailregex = x\njunk\n"),
+            ("interpolation", "[Definition]\nfailregex = %(nope)s\n"),
+        ] {
+            std::fs::write(extra.path("filter.d/broken.conf"), text).unwrap();
+            std::fs::write(
+                extra.path("jail.d/zz-broken.local"),
+                "[custom-known]\nfilter = broken\n",
+            )
+            .unwrap();
+            total += compare_dumps(&format!("{tree} fatal filter {what} error"), &extra.0);
+        }
     }
     eprintln!("compared {total} dump lines with fail2ban-client");
 }
