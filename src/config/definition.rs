@@ -341,7 +341,16 @@ mod tests {
         );
         let mut r = reader(&t, &[]);
         r.get_options(None, false).unwrap();
-        let c = r.combined(&HashSet::new()).unwrap();
+        let (c, lines) =
+            crate::config::tests::capture_logs(|| r.combined(&HashSet::new()).unwrap());
+        if let Some(lines) = crate::config::reader::tests::problems(lines) {
+            assert_eq!(
+                lines,
+                vec![
+                    "WARN fail2ban.configreader: Wrong int value 'x' for 'maxlines'. Using default one: None"
+                ]
+            );
+        }
         assert_eq!(c["failregex"], PyValue::str("local so dv dv <nope>"));
         assert_eq!(c["maxlines"], PyValue::None);
         assert_eq!(c["flag"], PyValue::Bool(true));

@@ -421,3 +421,280 @@ fn crafted_trees_match_python() {
     let n = compare(json!({"scan": [], "jobs": jobs}));
     eprintln!("compared {n} crafted jobs with Python");
 }
+
+// ---------------------------------------------------------------------------
+// Whole configurations: `fail2ban-client -c DIR -d` against our Configurator.
+
+const CLIENT: &str = "/usr/bin/fail2ban-client";
+
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
+/// What a dump gives: the printed lines and, when the reading failed, the
+/// message of `Failed during configuration: ...`.
+type Dump = (Vec<String>, Option<String>);
+
+/// Python's `fail2ban-client -c DIR -d`.
+fn python_dump(dir: &str) -> Dump {
+    let out = Command::new(PYTHON)
+        .args([CLIENT, "-c", dir, "-d"])
+        .stdin(Stdio::null())
+        .output()
+        .expect("run fail2ban-client");
+    let lines = String::from_utf8(out.stdout)
+        .expect("utf-8 output")
+        .lines()
+        .map(str::to_string)
+        .collect();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let failure = stderr
+        .split_once("Failed during configuration: ")
+        .map(|(_, rest)| {
+            rest.split("\n20")
+                .next()
+                .unwrap_or(rest)
+                .trim_end()
+                .to_string()
+        });
+    (lines, failure)
+}
+
+/// What our configurator gives for the same dump.
+fn our_dump(dir: &str) -> Dump {
+    let mut c = super::Configurator::new(Some(dir), false);
+    let main: super::Vars = match c.read_early().and_then(|_| c.early_options()) {
+        Ok(early) => early.into_iter().collect(),
+        Err(e) => return (Vec::new(), Some(e.to_string())),
+    };
+    match c.read_config(None, Some(&main), true, true) {
+        Ok(r) => (r.stream.iter().map(PyValue::repr).collect(), None),
+        Err(e) => (
+            vec![
+                "ERROR: The configuration stream failed because of the invalid syntax.".to_string(),
+            ],
+            Some(e.to_string()),
+        ),
+    }
+}
+
+fn compare_dumps(what: &str, dir: &str) -> usize {
+    let (expected, expected_failure) = python_dump(dir);
+    let (ours, our_failure) = our_dump(dir);
+    assert_eq!(our_failure, expected_failure, "{what}: failures differ");
+    let differ =
+        expected.len().max(ours.len()) - expected.iter().zip(&ours).filter(|(a, b)| a == b).count();
+    if differ > 0 {
+        for (i, (a, b)) in expected.iter().zip(&ours).enumerate() {
+            if a != b {
+                eprintln!(
+                    "{what}: first difference at line {}\n  python: {a}\n  ours:   {b}",
+                    i + 1
+                );
+                break;
+            }
+        }
+        eprintln!(
+            "{what}: python {} lines, ours {}",
+            expected.len(),
+            ours.len()
+        );
+    }
+    assert_eq!(differ, 0, "{what}: {differ} lines differ");
+    match expected_failure {
+        Some(f) => eprintln!("{what}: same failure: {}", f.lines().next().unwrap_or("")),
+        None => eprintln!("{what}: {} lines identical", expected.len()),
+    }
+    expected.len()
+}
+
+/// A concrete file name matching a glob (`*`, `?` → `suffix`, a set → its
+/// first character).
+fn concrete(path: &str, fill: &str) -> String {
+    let mut out = String::new();
+    let mut chars = path.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '*' | '?' => out.push_str(fill),
+            '[' => {
+                let set: String = chars.by_ref().take_while(|&c| c != ']').collect();
+                out.push(set.trim_start_matches('!').chars().next().unwrap_or('x'));
+            }
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Copies a reference tree, points every absolute path of the jail files
+/// into the copy (creating the files, two per wildcard), and enables every
+/// jail in a `jail.local` followed by `extra`.
+fn all_enabled_tree(tree: &str, tag: &str, extra: &str) -> super::reader::tests::Tree {
+    let copy = super::reader::tests::Tree::new(tag, &[]);
+    copy_dir(std::path::Path::new(tree), std::path::Path::new(&copy.0));
+    let abs = regex::Regex::new(r"(?m)(^|[\s=])(/(?:var|opt|home|root|service|usr|srv)/[^\s;]*)")
+        .unwrap();
+    let mut files: Vec<String> = vec!["jail.conf".into()];
+    for entry in std::fs::read_dir(&copy.0).unwrap() {
+        let name = entry.unwrap().file_name().into_string().unwrap();
+        if name.starts_with("paths-") {
+            files.push(name);
+        }
+    }
+    let mut created = 0;
+    for name in files {
+        let path = copy.path(&name);
+        let text = std::fs::read_to_string(&path).unwrap();
+        for cap in abs.captures_iter(&text) {
+            for fill in ["x", "y"] {
+                let target = format!("{}/logs{}", copy.0, concrete(&cap[2], fill));
+                let target = std::path::Path::new(&target);
+                if std::fs::create_dir_all(target.parent().unwrap()).is_ok()
+                    && std::fs::write(target, "").is_ok()
+                {
+                    created += 1;
+                }
+            }
+        }
+        let rewritten = abs.replace_all(&text, format!("${{1}}{}/logs${{2}}", copy.0));
+        std::fs::write(&path, rewritten.as_bytes()).unwrap();
+    }
+    assert!(created > 50, "only {created} log files created");
+    let mut jails = super::ConfigReader::new(Some(&copy.0), None);
+    assert!(jails.read("jail").unwrap());
+    let mut local = String::new();
+    for sec in jails.sections() {
+        if sec != "INCLUDES" {
+            local.push_str(&format!("[{sec}]\nenabled = true\n\n"));
+        }
+    }
+    local.push_str(&extra.replace("@TMP@", &copy.0));
+    std::fs::write(copy.path("jail.local"), local).unwrap();
+    copy
+}
+
+/// Jails exercising definition errors, action naming, `known/` options,
+/// log path forms and Python actions (on top of a reference tree).
+const EXTRA_JAILS: &str = r#"
+[DEFAULT]
+ignoreip = 127.0.0.1/8 ::1,10.0.0.1
+           192.168.0.0/16
+
+[custom-known]
+enabled = true
+filter = sshd[mode=aggressive]
+failregex = %(known/failregex)s
+            ^extra <HOST>$
+logpath = @TMP@/logs/custom.log tail
+          @TMP@/logs/dangling.log
+          @TMP@/logs/none-*.log
+action = iptables-multiport[name=second, port="22,80"]
+         iptables-multiport[name=custom-known-x]
+         dummy-py.py[actname=py1, x=1, y="a b"]
+         other.py
+         sendmail-whois[dest="a@b", sender=x]
+
+[custom-badfilter]
+enabled = true
+filter = nope
+
+[custom-badfilter-syntax]
+enabled = true
+filter = sshd[mode = x]
+
+[custom-badaction]
+enabled = true
+filter = sshd
+action = dummy[a=1, b]
+
+[custom-noaction]
+enabled = true
+filter = sshd
+action = nope
+
+[custom-systemd]
+enabled = true
+filter = sshd
+backend = systemd
+journalmatch = _SYSTEMD_UNIT=custom.service
+
+[custom-wrongint]
+enabled = true
+filter = sshd
+maxretry = lots
+findtime = %(fail2ban_version)s
+bantime = %(fail2ban_confpath)s
+logpath = @TMP@/logs/custom.log
+
+[custom-disabled]
+enabled = false
+filter = nope
+action = nope
+
+[Definition]
+enabled = true
+"#;
+
+#[test]
+fn client_dump_matches_python() {
+    if let Err(why) = python_available() {
+        eprintln!("skipping the fail2ban-client -d comparison: {why}");
+        return;
+    }
+    if !std::path::Path::new(CLIENT).exists() {
+        eprintln!("skipping the fail2ban-client -d comparison: {CLIENT} is missing");
+        return;
+    }
+    let mut total = 0;
+    for (i, tree) in TREES.iter().enumerate() {
+        if !std::path::Path::new(tree).is_dir() {
+            eprintln!("skipping {tree}: missing");
+            continue;
+        }
+        let plain = super::reader::tests::Tree::new(&format!("dump-plain{i}"), &[]);
+        copy_dir(std::path::Path::new(tree), std::path::Path::new(&plain.0));
+        total += compare_dumps(&format!("{tree} unchanged"), &plain.0);
+        let all = all_enabled_tree(tree, &format!("dump-all{i}"), "");
+        total += compare_dumps(&format!("{tree} all jails enabled"), &all.0);
+        let extra = all_enabled_tree(tree, &format!("dump-extra{i}"), EXTRA_JAILS);
+        std::fs::write(extra.path("logs/custom.log"), "").unwrap();
+        std::os::unix::fs::symlink(extra.path("nowhere"), extra.path("logs/dangling.log")).unwrap();
+        total += compare_dumps(&format!("{tree} crafted jails"), &extra.0);
+        // An action whose definition cannot be interpolated aborts everything.
+        std::fs::write(
+            extra.path("action.d/broken.conf"),
+            "[Definition]\nactionban = %(nope)s\n",
+        )
+        .unwrap();
+        std::fs::create_dir_all(extra.path("jail.d")).unwrap();
+        std::fs::write(
+            extra.path("jail.d/zz-broken.local"),
+            "[custom-known]\naction = broken\n",
+        )
+        .unwrap();
+        total += compare_dumps(&format!("{tree} fatal action error"), &extra.0);
+        // So do a filter that cannot be parsed or interpolated.
+        for (what, text) in [
+            ("parse", "[Definition]\nfailregex = x\njunk\n"),
+            ("interpolation", "[Definition]\nfailregex = %(nope)s\n"),
+        ] {
+            std::fs::write(extra.path("filter.d/broken.conf"), text).unwrap();
+            std::fs::write(
+                extra.path("jail.d/zz-broken.local"),
+                "[custom-known]\nfilter = broken\n",
+            )
+            .unwrap();
+            total += compare_dumps(&format!("{tree} fatal filter {what} error"), &extra.0);
+        }
+    }
+    eprintln!("compared {total} dump lines with fail2ban-client");
+}

@@ -12,7 +12,12 @@
 //! - [`tags`]: recursive `<tag>` substitution over a set of options;
 //! - [`definition`]: files made of `[Definition]` and `[Init]` (filters and
 //!   actions): init options, `known/` init options, combined options;
-//! - [`filter`]: filter files → the command stream sent to the server.
+//! - [`filter`]: filter files → the command stream sent to the server;
+//! - [`action`]: action files → the commands attaching them to a jail;
+//! - [`jail`]: jails (two-stage reading, filter `known/` options, actions,
+//!   log path globbing with [`glob`]) → their command streams;
+//! - [`fail2ban`]: `fail2ban.conf` and the whole configuration
+//!   ([`Configurator`]) → what `fail2ban-client -d` prints.
 //!
 //! Values are strings, as in Python; typed results use
 //! [`crate::pyvalue::PyValue`], so that command streams print as Python
@@ -20,9 +25,13 @@
 //! messages go through the `log` crate with Python's texts, under Python's
 //! logger names (`fail2ban.configreader`, ...) as targets.
 
+pub mod action;
 pub mod definition;
+pub mod fail2ban;
 pub mod filter;
+pub mod glob;
 pub mod ini;
+pub mod jail;
 pub mod options;
 pub mod reader;
 pub mod tags;
@@ -30,9 +39,12 @@ pub mod tags;
 #[cfg(test)]
 mod difftest;
 
+pub use action::ActionReader;
 pub use definition::DefinitionReader;
+pub use fail2ban::{ConfigStream, Configurator, Fail2banReader};
 pub use filter::FilterReader;
 pub use ini::IniData;
+pub use jail::{JailReader, JailsReader};
 pub use options::{as_bool, extract_options, py_int, shlex_split, split_with_options, splitwords};
 pub use reader::{ConfigReader, OptDefault, OptKind, OptionSpec, ShareConfig, Vars};
 pub use tags::substitute_recursive_tags;
@@ -120,6 +132,19 @@ impl Error {
             Error::Decode(_) => "UnicodeDecodeError",
             Error::Value(_) => "ValueError",
             Error::Type(_) => "TypeError",
+        }
+    }
+}
+
+impl Error {
+    /// Python's `repr(exception)`: the message for `configparser` errors,
+    /// `Class('message')` for the others.
+    pub fn py_repr(&self) -> String {
+        match self {
+            Error::Decode(msg) | Error::Value(msg) | Error::Type(msg) => {
+                format!("{}({})", self.py_type(), str_repr(msg))
+            }
+            other => other.to_string(),
         }
     }
 }
@@ -249,8 +274,59 @@ pub(crate) fn split_conditional(name: &str) -> Option<(&str, &str)> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+    use std::cell::RefCell;
+
+    thread_local! {
+        static CAPTURED: RefCell<Option<Vec<String>>> = const { RefCell::new(None) };
+    }
+
+    /// Records the log messages of the thread that asked for them.
+    struct Capture;
+
+    impl log::Log for Capture {
+        fn enabled(&self, _: &log::Metadata) -> bool {
+            true
+        }
+
+        fn log(&self, record: &log::Record) {
+            CAPTURED.with(|c| {
+                if let Some(lines) = c.borrow_mut().as_mut() {
+                    lines.push(format!(
+                        "{} {}: {}",
+                        record.level(),
+                        record.target(),
+                        record.args()
+                    ));
+                }
+            });
+        }
+
+        fn flush(&self) {}
+    }
+
+    /// Runs `f`, returning the log lines it produced (`LEVEL target:
+    /// message`, debug and trace left out), or `None` when another logger
+    /// owns the process (then the caller cannot check messages).
+    pub(crate) fn capture_logs<T>(f: impl FnOnce() -> T) -> (T, Option<Vec<String>>) {
+        static INSTALLED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+        let installed = *INSTALLED.get_or_init(|| {
+            let ok = log::set_logger(&Capture).is_ok();
+            if ok {
+                log::set_max_level(log::LevelFilter::Info);
+            }
+            ok
+        });
+        if !installed {
+            eprintln!("log messages not checked: another logger is installed");
+            return (f(), None);
+        }
+        CAPTURED.with(|c| *c.borrow_mut() = Some(Vec::new()));
+        let result = f();
+        let lines = CAPTURED.with(|c| c.borrow_mut().take());
+        (result, lines)
+    }
 
     #[test]
     fn conditional_names_follow_the_python_pattern() {

@@ -493,7 +493,8 @@ impl IniData {
     }
 
     /// fail2ban's `merge_section`: adds options to a section (created when
-    /// missing), their names prefixed with `pref` unless they already are.
+    /// missing), their names prefixed with `pref`; options whose names
+    /// already start with `pref` (and `__name__`) are left out.
     pub(crate) fn merge_section(&mut self, section: &str, options: Section, pref: &str) {
         let sect = self.sections.entry(section.to_string()).or_default();
         for (k, v) in options {
@@ -933,7 +934,7 @@ impl ConfigReader {
     }
 
     /// Adds options to a section (created when missing), names prefixed with
-    /// `pref` unless they already start with it.
+    /// `pref`; options already starting with `pref` are left out.
     pub fn merge_section(
         &mut self,
         section: &str,
@@ -1362,6 +1363,65 @@ pub(crate) mod tests {
             .unwrap();
         assert_eq!(v["i"], PyValue::None);
         assert!(r.get_options("Nope", &table, None, true, true).is_err());
+    }
+
+    /// The warning and error lines of captured logs.
+    pub(crate) fn problems(lines: Option<Vec<String>>) -> Option<Vec<String>> {
+        lines.map(|l| {
+            l.into_iter()
+                .filter(|l| l.starts_with("WARN") || l.starts_with("ERROR"))
+                .collect()
+        })
+    }
+
+    #[test]
+    fn log_messages() {
+        let t = Tree::new(
+            "logmsg",
+            &[
+                ("x.conf/not-a-file", ""),
+                ("x.local", "[S]\ni = 1\nbad = z\n"),
+                ("u.conf", ""),
+            ],
+        );
+        std::fs::write(t.path("u.conf"), b"[S]\na = \xff\n").unwrap();
+        let table = [
+            OptionSpec::new("bad", OptKind::Int, OptDefault::Int(3)),
+            OptionSpec::new("missing", OptKind::Str, OptDefault::Str("dflt")),
+            OptionSpec::new("absent", OptKind::Int, OptDefault::None),
+        ];
+        let ((), lines) = crate::config::tests::capture_logs(|| {
+            let mut r = ConfigReader::new(Some(&t.0), None);
+            assert!(r.read("x").unwrap());
+            r.get_options("S", &table, None, false, true).unwrap();
+            r.get_options("Nope", &table[2..], None, false, true)
+                .unwrap();
+            let mut r = ConfigReader::new(Some(&t.0), None);
+            assert!(!r.read("u").unwrap());
+            assert!(!r.read("u").unwrap());
+            let mut r = ConfigReader::new(Some(&t.0), None);
+            assert!(!r.read("none").unwrap());
+        });
+        let Some(lines) = problems(lines) else { return };
+        let base = &t.0;
+        assert_eq!(
+            lines,
+            vec![
+                format!("ERROR fail2ban.configreader: Could not read config files: {base}/x.conf"),
+                "WARN fail2ban.configreader: Wrong value for 'bad' in 'S'. Using default one: '3'"
+                    .to_string(),
+                "WARN fail2ban.configreader: 'missing' not defined in 'S'. Using default one: 'dflt'"
+                    .to_string(),
+                "ERROR fail2ban.configreader: No section: 'Nope'".to_string(),
+                format!(
+                    "ERROR fail2ban.configparserinc: Error decoding config file '{base}/u.conf': \
+                     'utf-8' codec can't decode byte 0xff in position 8: invalid start byte"
+                ),
+                format!("ERROR fail2ban.configreader: Could not read config files: {base}/u.conf"),
+                format!("ERROR fail2ban.configreader: Found no accessible config files for 'u' under {base}"),
+                format!("ERROR fail2ban.configreader: Found no accessible config files for 'none' under {base}"),
+            ]
+        );
     }
 
     #[test]
