@@ -38,6 +38,8 @@ struct FilterCase {
 #[derive(Default)]
 struct Outcome {
     annotations: usize,
+    /// `(file, line)` of every annotation met, for the distinct total.
+    seen: Vec<(String, usize)>,
     lines: usize,
     failures: Vec<String>,
 }
@@ -379,6 +381,7 @@ fn run_filter(name: &str, basedir: &Path, logs: &Path, lint: &PyRegex) -> Outcom
                     }
                     _ => {
                         out.annotations += 1;
+                        out.seen.push((fname.clone(), lnnum));
                         faildata = data.as_object().cloned().unwrap_or_default();
                         if i >= lines.len() {
                             break;
@@ -560,6 +563,28 @@ fn filters_in(dir: &Path, pred: impl Fn(&str) -> bool) -> Vec<String> {
     names
 }
 
+/// fail2ban's test filters (`zzz-*.conf`) include the tree's common.conf
+/// through `../../../../../../../config/filter.d/common.conf`, a path that
+/// only resolves in fail2ban's source layout.  Stage them in a temporary
+/// directory where that path leads to `config`.
+fn stage_test_config(test_config: &Path, config: &Path) -> std::io::Result<PathBuf> {
+    let root = std::env::temp_dir().join(format!("f2b-samples-{}", std::process::id()));
+    let base = root.join("a/b/c/d/e/f");
+    std::fs::create_dir_all(base.join("filter.d"))?;
+    let link = root.join("config");
+    if !link.exists() {
+        std::os::unix::fs::symlink(std::fs::canonicalize(config)?, &link)?;
+    }
+    for e in std::fs::read_dir(test_config.join("filter.d"))? {
+        let e = e?;
+        let n = e.file_name().to_string_lossy().into_owned();
+        if n.starts_with("zzz-") {
+            std::fs::copy(e.path(), base.join("filter.d").join(&n))?;
+        }
+    }
+    Ok(base)
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut config: Option<PathBuf> = None;
@@ -602,22 +627,31 @@ fn main() {
         .map(|n| (n, config.clone()))
         .collect();
     if let Some(tc) = &test_config {
-        tests.extend(
-            filters_in(tc, |n| n.starts_with("zzz-"))
-                .into_iter()
-                .map(|n| (n, tc.clone())),
-        );
+        match stage_test_config(tc, &config) {
+            Ok(staged) => tests.extend(
+                filters_in(&staged, |n| n.starts_with("zzz-"))
+                    .into_iter()
+                    .map(|n| (n, staged.clone())),
+            ),
+            Err(e) => {
+                eprintln!(
+                    "samples: cannot stage the test filters of {}: {e}",
+                    tc.display()
+                );
+                std::process::exit(2);
+            }
+        }
     }
     if !only.is_empty() {
         tests.retain(|(n, _)| only.contains(n));
     }
-    let mut total_annot = 0;
+    let mut distinct: HashSet<(String, usize)> = HashSet::new();
     let mut total_failed_filters = 0;
     let mut rows = Vec::new();
     let mut all_failures: HashMap<String, Vec<String>> = HashMap::new();
     for (name, basedir) in &tests {
         let o = run_filter(name, basedir, &logs, &lint);
-        total_annot += o.annotations;
+        distinct.extend(o.seen.iter().cloned());
         let status = if o.failures.is_empty() {
             "PASS"
         } else {
@@ -645,9 +679,9 @@ fn main() {
         println!("{name:<32} {a:>11} {l:>7} {f:>9}  {s}");
     }
     println!(
-        "{} filters, {} annotations, {} filters passed, {} failed",
+        "{} filters, {} distinct annotations, {} filters passed, {} failed",
         rows.len(),
-        total_annot,
+        distinct.len(),
         rows.len() - total_failed_filters,
         total_failed_filters
     );
