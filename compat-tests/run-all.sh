@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# Runs every test of the project:
+#   1. formatting and lints (cargo fmt --check, clippy with -D warnings),
+#   2. the unit and integration tests (cargo test),
+#   3. the sample-log harness (every `# failJSON:` annotation) on fail2ban
+#      1.0.2's tree, on the newest upstream tree and on our own etc/fail2ban,
+#   4. the differential tests against Python's fail2ban-regex.
+# Reference trees come from ../shared or, when absent, from Debian's package
+# (see compat-tests/refs.py).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n===== %s =====\n' "$*"; }
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+
+step "cargo clippy"
+cargo clippy --workspace --all-targets -- -D warnings
+
+step "cargo build --release"
+cargo build --release --workspace
+
+step "cargo test"
+cargo test --workspace --release
+
+step "reference trees"
+while IFS='=' read -r key value; do
+    export "$key=$value"
+    echo "$key=$value"
+done < <(python3 compat-tests/refs.py --print)
+
+status=0
+samples() {
+    target/release/samples "$@" || status=1
+}
+
+# fail2ban's own test filters (zzz-*) ship in the Python package only
+TEST_CONFIG=()
+if [ -n "${PYTHON_LIB:-}" ] && [ -d "$PYTHON_LIB/fail2ban/tests/config/filter.d" ]; then
+    TEST_CONFIG=(--test-config "$PYTHON_LIB/fail2ban/tests/config")
+fi
+
+step "sample logs: fail2ban 1.0.2"
+samples --title "(fail2ban 1.0.2)" --config "$REF102_CONFIG" --logs "$REF102_FILES/logs" "${TEST_CONFIG[@]}"
+
+if [ -n "${UPSTREAM_CONFIG:-}" ]; then
+    step "sample logs: fail2ban upstream"
+    samples --title "(fail2ban upstream)" --config "$UPSTREAM_CONFIG" --logs "$UPSTREAM_FILES/logs" "${TEST_CONFIG[@]}"
+else
+    echo "upstream tree not available (see refs.py output above): skipped"
+fi
+
+step "sample logs: our etc/fail2ban"
+samples --title "(fail2ban-rs etc/fail2ban)" --config etc/fail2ban --logs compat-tests/logs
+
+step "differential tests against Python's fail2ban-regex"
+python3 compat-tests/differential/difftest.py || status=1
+
+exit $status
