@@ -930,3 +930,76 @@ fn random_patterns_agree_with_python() {
     println!("{skipped} cases with loops over nullable bodies left out");
     assert_agree(&cases);
 }
+
+/// Regenerates the Unicode data of `tables` from the interpreter.
+const TABLES_SCRIPT: &str = r#"
+import _sre, ctypes, json
+from re._casefix import _EXTRA_CASES
+up = ctypes.pythonapi._PyUnicode_ToUppercase
+up.restype = ctypes.c_uint32
+up.argtypes = [ctypes.c_uint32]
+def ranges(pred):
+    out, start = [], None
+    for i in range(0x110000):
+        if pred(i):
+            if start is None:
+                start = i
+        elif start is not None:
+            out.append([start, i - 1])
+            start = None
+    if start is not None:
+        out.append([start, 0x10FFFF])
+    return out
+def pairs(f):
+    return [[i, f(i)] for i in range(0x110000) if f(i) != i]
+json.dump({
+    "word": ranges(lambda i: chr(i).isalnum() or i == 0x5F),
+    "digit": ranges(lambda i: chr(i).isdecimal()),
+    "space": ranges(lambda i: chr(i).isspace()),
+    "xid_start": ranges(lambda i: chr(i).isidentifier()),
+    "xid_continue": ranges(lambda i: ("a" + chr(i)).isidentifier()),
+    "cased": ranges(_sre.unicode_iscased),
+    "lower": pairs(_sre.unicode_tolower),
+    "upper": pairs(up),
+    "fixes": sorted([k, list(v)] for k, v in _EXTRA_CASES.items()),
+}, __import__("sys").stdout)
+"#;
+
+#[test]
+fn tables_match_python() {
+    use super::tables;
+    if !python_available() {
+        return;
+    }
+    let out = Command::new(PYTHON)
+        .arg("-c")
+        .arg(TABLES_SCRIPT)
+        .output()
+        .expect("python3 runs");
+    assert!(out.status.success(), "python3 failed");
+    let py: Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    let ranges =
+        |t: &[(u32, u32)]| json!(t.iter().map(|&(a, b)| json!([a, b])).collect::<Vec<_>>());
+    let pairs = |t: &[(u32, u32, u32, i32)]| {
+        let mut v = Vec::new();
+        for &(first, last, stride, delta) in t {
+            for c in (first..=last).step_by(stride as usize) {
+                v.push(json!([c, c.wrapping_add_signed(delta)]));
+            }
+        }
+        json!(v)
+    };
+    assert_eq!(py["word"], ranges(tables::WORD));
+    assert_eq!(py["digit"], ranges(tables::DIGIT));
+    assert_eq!(py["space"], ranges(tables::SPACE));
+    assert_eq!(py["xid_start"], ranges(tables::XID_START));
+    assert_eq!(py["xid_continue"], ranges(tables::XID_CONTINUE));
+    assert_eq!(py["cased"], ranges(tables::CASED));
+    assert_eq!(py["lower"], pairs(tables::LOWER));
+    assert_eq!(py["upper"], pairs(tables::UPPER));
+    let fixes: Vec<Value> = tables::CASE_FIXES
+        .iter()
+        .map(|(k, v)| json!([k, v]))
+        .collect();
+    assert_eq!(py["fixes"], json!(fixes));
+}

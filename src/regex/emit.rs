@@ -574,6 +574,8 @@ struct Emitter<'a> {
     /// Whether the characters around each position are tracked (only
     /// needed to simplify look-arounds).
     track_tail: bool,
+    /// Whether classes are cut down to ASCII (see [`emit_ascii`]).
+    ascii_only: bool,
 }
 
 #[derive(Clone)]
@@ -586,6 +588,17 @@ struct Ctx {
 
 /// Emits `parsed` for `target`.
 pub(super) fn emit(parsed: &Parsed, target: Target) -> Emitted {
+    emit_with(parsed, target, false)
+}
+
+/// Emits the crate form for haystacks of ASCII characters only: every
+/// class is cut down to its ASCII members (much smaller automata), group
+/// numbers and checks stay those of [`emit`]'s crate form.
+pub(super) fn emit_ascii(parsed: &Parsed) -> Emitted {
+    emit_with(parsed, Target::Crate, true)
+}
+
+fn emit_with(parsed: &Parsed, target: Target, ascii_only: bool) -> Emitted {
     let mut e = Emitter {
         parsed,
         target,
@@ -598,6 +611,7 @@ pub(super) fn emit(parsed: &Parsed, target: Target) -> Emitted {
         },
         mode: Mode::Main,
         track_tail: has_assert(&parsed.seq),
+        ascii_only,
     };
     e.res.py_groups[0] = Some(0);
     let ctx = Ctx {
@@ -612,6 +626,14 @@ pub(super) fn emit(parsed: &Parsed, target: Target) -> Emitted {
 }
 
 impl<'a> Emitter<'a> {
+    fn push_set(&self, out: &mut String, set: &CharSet) {
+        if self.ascii_only {
+            push_set(out, &set.intersect(&CharSet::from_ranges(&[(0, 0x7F)])));
+        } else {
+            push_set(out, set);
+        }
+    }
+
     fn new_group(&mut self) -> usize {
         let g = self.next_group;
         self.next_group += 1;
@@ -690,7 +712,7 @@ impl<'a> Emitter<'a> {
         sub.seq(&mut body_text, look, &inner);
         self.absorb(&sub);
         out.push('(');
-        push_set(out, &set);
+        self.push_set(out, &set);
         push_quant(out, *kind, *min, *max);
         out.push(')');
         self.res.checks.push(Check::Tempered {
@@ -712,6 +734,7 @@ impl<'a> Emitter<'a> {
             },
             mode,
             track_tail: false,
+            ascii_only: self.ascii_only,
         }
     }
 
@@ -741,7 +764,7 @@ impl<'a> Emitter<'a> {
 
     fn item(&mut self, out: &mut String, item: &Item, ctx: &Ctx) {
         if let Some(set) = item_set(item, ctx.flags) {
-            push_set(out, &set);
+            self.push_set(out, &set);
             return;
         }
         match item {

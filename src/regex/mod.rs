@@ -21,6 +21,10 @@
 //!   construct sits inside a loop, atomic groups, possessive repeats), and
 //!   starts at the relaxed match's start: Python cannot match earlier.
 //!
+//! The crate form is built twice: with full classes, and (on first use)
+//! with every class cut down to ASCII for haystacks without other
+//! characters, whose automata are far smaller (captures cost about half).
+//!
 //! Semantics reproduced by hand: Python's `$` (end, or before a final
 //! `\n`: the fast form uses `(?m:$)`, exact when the haystack's only `\n`
 //! is its last character, which is checked with `memchr` per search; other
@@ -217,6 +221,8 @@ pub struct PyRegex {
     names: Vec<(String, usize)>,
     parsed: parse::Parsed,
     crate_re: Option<meta::Regex>,
+    /// The crate form for ASCII haystacks (built on first use).
+    ascii_re: OnceLock<Option<meta::Regex>>,
     slot_len: usize,
     /// Crate-form group of each Python group.
     py_groups: Vec<usize>,
@@ -321,6 +327,7 @@ impl PyRegex {
             parsed,
             slot_len: crate_re.as_ref().map_or(0, |r| r.group_info().slot_len()),
             crate_re,
+            ascii_re: OnceLock::new(),
             py_groups,
             checks,
             mode,
@@ -403,10 +410,20 @@ impl PyRegex {
             .as_ref()
     }
 
+    fn ascii_form(&self) -> Option<&meta::Regex> {
+        self.ascii_re
+            .get_or_init(|| {
+                let em = emit::emit_ascii(&self.parsed);
+                build_crate(&em.pattern).filter(|re| re.group_info().slot_len() == self.slot_len)
+            })
+            .as_ref()
+            .or(self.crate_re.as_ref())
+    }
+
     /// Whether the haystack has characters on which Python's word
     /// characters and the `regex` crate's differ (for the boundaries used).
-    fn words_disagree(&self, hay: &str) -> bool {
-        if !(self.word_unicode || self.word_ascii) || hay.is_ascii() {
+    fn words_disagree(&self, hay: &str, ascii: bool) -> bool {
+        if !(self.word_unicode || self.word_ascii) || ascii {
             return false;
         }
         hay.chars().any(|c| {
@@ -423,14 +440,20 @@ impl PyRegex {
             return fail(caps);
         }
         let hay = &text[..endpos];
-        let words_ok = !self.words_disagree(hay);
+        let ascii = hay.is_ascii();
+        let words_ok = !self.words_disagree(hay, ascii);
         let nl_simple = !self.uses_dollar
             || match memchr::memchr(b'\n', hay.as_bytes()) {
                 None => true,
                 Some(i) => i + 1 == hay.len(),
             };
         let empty_non_boundary = self.non_boundary && hay.is_empty();
-        let re = match &self.crate_re {
+        let crate_re = if ascii {
+            self.ascii_form()
+        } else {
+            self.crate_re.as_ref()
+        };
+        let re = match crate_re {
             Some(re) if words_ok && !empty_non_boundary => re,
             _ => {
                 let word_exact = !words_ok || empty_non_boundary;

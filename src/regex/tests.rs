@@ -287,3 +287,126 @@ fn verified_and_fallback_paths_agree() {
     );
     assert!(re.is_match("ab\ncd\n"));
 }
+
+/// Speed check: `cargo test --release --lib regex::tests::speed -- --ignored --nocapture`.
+/// Prints ns per search for typical fail2ban shapes, next to CPython's.
+#[test]
+#[ignore]
+fn speed() {
+    use std::time::Instant;
+    let host = r"(?:\[?(?:(?:::f{4,6}:)?(?P<ip4>(?:\d{1,3}\.){3}\d{1,3})|(?P<ip6>(?:[0-9a-fA-F]{1,4}::?|::){1,7}(?:[0-9a-fA-F]{1,4}|(?<=:):)))\]?|(?P<dns>[\w\-.^_]*\w))";
+    let prefix = r"(?:\[\])?\s*(?:<[^.]+\.[^.]+>\s+)?(?:\S+\s+)?(?:kernel:\s?\[ *\d+\.\d+\]:?\s+)?(?:@vserver_\S+\s+)?(?:(?:(?:\[\d+\])?:\s+[\[\(]?sshd(?:\(\S+\))?[\]\)]?:?|[\[\(]?sshd(?:\(\S+\))?[\]\)]?:?(?:\[\d+\])?:?)\s+)?(?:\[ID \d+ \S+\]\s+)?";
+    let pref = format!(r"^(?P<mlfid>{prefix})(?:(?:error|fatal): (?:PAM: )?)?(?P<content>.+)$");
+    let suff = r"(?: (?:port \d+|on \S+|\[preauth\])){0,3}\s*";
+    let cases: Vec<(&str, String)> = vec![
+        ("plain anchored", format!(r"^Failed \S+ for (?:invalid user )?(?P<user>\S+) from {host} port \d+")),
+        ("with $", format!(r"^Failed \S+ for (?:invalid user )?(?P<user>.*?) from {host}{suff}(?: ssh\d*)?$")),
+        ("prefregex ^...(.+)$", pref.clone()),
+        ("negative look-ahead", format!(r"^Failed \b(?!publickey)\S+ for (?P<cond_inv>invalid user )?(?P<user>\S+) from {host}")),
+        ("conditional (sshd)", format!(r"^Failed \S+ for (?P<cond_inv>invalid user )?(?P<user>(?P<cond_user>\S+)|(?(cond_inv)(?:(?! from ).)*?|[^:]+)) from {host}(?: (?:port \d+|on \S+)){{0,2}}(?: ssh\d*)?(?(cond_user): |(?:(?:(?! from ).)*)$)")),
+        ("date template", r"(?iu)^(?:\W{0,2})?((?P<b>jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec) (?P<d>[1-2]\d|[0 ]?[1-9]|3[0-1]) ?(?P<H>[0-2]?\d):(?P<M>[0-5]?\d):(?P<S>[0-5]?\d|6[0-1]))(?=\b|\W|$)".to_string()),
+        ("backreference", r"(?P<_sep>[-/.])(?P<m>\d\d)(?P=_sep)(?P<d>\d\d)".to_string()),
+    ];
+    let lines = [
+        (
+            "matching",
+            "Failed password for invalid user admin from 192.0.2.7 port 4242 ssh2\n",
+        ),
+        (
+            "non-matching",
+            "pam_unix(sshd:session): session opened for user backup(uid=34) by (uid=0) ok\n",
+        ),
+    ];
+    let full = [
+        (
+            "matching",
+            "host sshd[1234]: Failed password for root from 192.0.2.7 port 22 ssh2\n",
+        ),
+        (
+            "matching",
+            "host CRON[2222]: pam_unix(cron:session): session closed for user root here\n",
+        ),
+    ];
+    let iterations = 200_000u32;
+    let mut py_cases = Vec::new();
+    println!(
+        "{:<24} {:<13} {:>10} {:>10}",
+        "shape", "line", "rust ns", "python ns"
+    );
+    let mut rows = Vec::new();
+    for (name, pattern) in &cases {
+        let re = PyRegex::new(pattern).unwrap();
+        let texts = if name.starts_with("prefregex") {
+            full
+        } else if *name == "date template" {
+            [
+                ("matching", "Jan 12 10:11:12 host sshd[1]: x\n"),
+                (
+                    "non-matching",
+                    "host sshd[1234]: Failed password for root from 192.0.2.7\n",
+                ),
+            ]
+        } else if *name == "backreference" {
+            [
+                ("matching", "at 2024-01-05 12:00:00 ok\n"),
+                (
+                    "non-matching",
+                    "host sshd[1234]: Failed password for root from 192.0.2.7\n",
+                ),
+            ]
+        } else {
+            lines
+        };
+        for (_, text) in texts {
+            let mut caps = Captures::default();
+            let start = Instant::now();
+            let mut hits = 0u32;
+            for _ in 0..iterations {
+                hits +=
+                    u32::from(re.search_into(std::hint::black_box(text), 0, text.len(), &mut caps));
+            }
+            let ns = start.elapsed().as_nanos() as f64 / iterations as f64;
+            let kind = if hits > 0 { "match" } else { "no match" };
+            rows.push((name.to_string(), kind, ns));
+            py_cases.push(serde_json::json!([pattern, text]));
+        }
+    }
+    let py = python_timings(&py_cases);
+    for (i, (name, kind, ns)) in rows.iter().enumerate() {
+        let p = py.get(i).copied().unwrap_or(f64::NAN);
+        println!("{name:<24} {kind:<13} {ns:>10.0} {p:>10.0}");
+    }
+}
+
+fn python_timings(cases: &[serde_json::Value]) -> Vec<f64> {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    if !std::path::Path::new("/usr/bin/python3").exists() {
+        println!("python3 missing: no CPython timings");
+        return Vec::new();
+    }
+    let script = r#"
+import json, re, sys, timeit
+out = []
+for p, t in json.load(sys.stdin):
+    s = re.compile(p).search
+    n = 20000
+    out.append(timeit.timeit(lambda: s(t), number=n) / n * 1e9)
+json.dump(out, sys.stdout)
+"#;
+    let mut child = Command::new("/usr/bin/python3")
+        .args(["-c", script])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("python3 starts");
+    let input = serde_json::to_vec(cases).expect("JSON");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(&input)
+        .expect("sent");
+    let out = child.wait_with_output().expect("python3 ends");
+    serde_json::from_slice(&out.stdout).unwrap_or_default()
+}
