@@ -1,0 +1,1196 @@
+//! Translation of a parsed Python pattern into `regex`-crate and
+//! `fancy-regex` syntax.
+//!
+//! Every character test is emitted as an explicit code-point class computed
+//! by [`super::charset`], so neither engine's `\w`, `\d`, `\s` or `(?i)` is
+//! ever relied on.  Two forms are produced:
+//!
+//! * the *crate form* for the `regex` crate: exact wherever Python's
+//!   construct has a regular equivalent, otherwise *relaxed* (it accepts a
+//!   superset of Python's matches) with marker groups that let the caller
+//!   verify the relaxed parts on the match found (see `Check`);
+//! * the *fancy form* for `fancy-regex`, exact, used when a check fails or
+//!   cannot be made.
+//!
+//! Assertions whose truth depends only on the characters around the
+//! position (`(?=\b|\W|$)`, `(?=^|\b|\W)`, `(?!\w)` ...) are rewritten into
+//! the `regex` crate's half word boundaries and line anchors; a look-behind
+//! the preceding pattern always satisfies (fail2ban's IPv6 `(?<=:):`) is
+//! dropped.  Both rewrites are exact as long as the haystack passes the
+//! caller's newline and word-character checks.
+
+use super::charset::{CaseMode, Category, CharSet, any_set, category_set, class_set, literal_set};
+use super::parse::{
+    ASCII, At, DOTALL, IGNORECASE, Item, MAXREPEAT, MULTILINE, Parsed, RepeatKind, Seq, UNICODE,
+    width,
+};
+use std::fmt::Write;
+
+/// Which engine a pattern is written for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Target {
+    /// The `regex` crate: relaxed where needed, with checks.
+    Crate,
+    /// `fancy-regex`, exact.  `dollar_exact`: the haystack may hold a `\n`
+    /// before its last character; `word_exact`: the haystack may hold
+    /// characters on which Python's and the `regex` crate's `\w` disagree.
+    Fancy {
+        dollar_exact: bool,
+        word_exact: bool,
+    },
+}
+
+impl Target {
+    fn simple(self) -> bool {
+        matches!(
+            self,
+            Target::Crate
+                | Target::Fancy {
+                    dollar_exact: false,
+                    word_exact: false
+                }
+        )
+    }
+}
+
+/// A test made on a match of the relaxed crate form; all must hold for the
+/// match to be Python's.  Group numbers are crate-form group indexes.
+#[derive(Debug, Clone)]
+pub(super) enum Check {
+    /// Python's `$` (non-multiline) at the marker: at the end, or before a
+    /// final `\n`.
+    Dollar { marker: usize },
+    /// A look-around whose body is the crate pattern `body`.
+    Look {
+        marker: usize,
+        behind: bool,
+        negate: bool,
+        /// Body width in characters (look-behind).
+        width: usize,
+        body: String,
+    },
+    /// `(?:(?!X).)*`-style loop: no match of `body` may start inside the
+    /// span of group `span`.
+    Tempered { span: usize, body: String },
+    /// A back-reference: group `copy` must have matched the same text as
+    /// group `group`.
+    Backref { group: usize, copy: usize },
+    /// A conditional: the `yes` marker requires `group` set, the `no`
+    /// marker requires it unset.
+    Cond { group: usize, yes: usize, no: usize },
+}
+
+/// The result of an emission.
+#[derive(Debug, Clone, Default)]
+pub(super) struct Emitted {
+    pub pattern: String,
+    /// Crate-form group of each Python group (index 0: the match).
+    pub py_groups: Vec<Option<usize>>,
+    pub checks: Vec<Check>,
+    /// Whether the checks decide every relaxed part.
+    pub verifiable: bool,
+    /// Whether `Dollar` checks cover every `$` (so the result stays exact
+    /// on haystacks with inner newlines).
+    pub nl_exact: bool,
+    /// Whether a non-multiline `$` occurs anywhere.
+    pub uses_dollar: bool,
+    /// Whether `regex`-crate word boundaries were emitted (Unicode / ASCII
+    /// words).
+    pub word_unicode: bool,
+    pub word_ascii: bool,
+    /// Whether `\B` occurs (Python's `\B` never matches in an empty string).
+    pub non_boundary: bool,
+    /// Whether a loop whose body can match empty occurs (sre's rule for
+    /// empty iterations differs from both engines').
+    pub nullable_loop: bool,
+}
+
+/// What is known of the character just before a position.
+#[derive(Debug, Clone)]
+struct Tail {
+    /// The possible characters, `None` when unknown.
+    set: Option<CharSet>,
+    /// Whether there may be no character from the pattern (the position is
+    /// the match start, or everything before matched empty).
+    may_be_empty: bool,
+}
+
+impl Tail {
+    fn unknown() -> Tail {
+        Tail {
+            set: None,
+            may_be_empty: true,
+        }
+    }
+
+    fn zero() -> Tail {
+        Tail {
+            set: Some(CharSet::empty()),
+            may_be_empty: true,
+        }
+    }
+
+    fn chars(set: CharSet) -> Tail {
+        Tail {
+            set: Some(set),
+            may_be_empty: false,
+        }
+    }
+
+    /// The tail after `self` followed by something whose tail is `next`.
+    fn then(&self, next: &Tail) -> Tail {
+        if !next.may_be_empty {
+            return next.clone();
+        }
+        Tail {
+            set: match (&self.set, &next.set) {
+                (Some(a), Some(b)) => Some(a.union(b)),
+                _ => None,
+            },
+            may_be_empty: self.may_be_empty,
+        }
+    }
+
+    fn union(&self, other: &Tail) -> Tail {
+        Tail {
+            set: match (&self.set, &other.set) {
+                (Some(a), Some(b)) => Some(a.union(b)),
+                _ => None,
+            },
+            may_be_empty: self.may_be_empty || other.may_be_empty,
+        }
+    }
+}
+
+fn combine_flags(flags: u32, add: u32, del: u32) -> u32 {
+    let mut f = flags;
+    if add & (ASCII | UNICODE) != 0 {
+        f &= !(ASCII | UNICODE | 4);
+    }
+    (f | add) & !del
+}
+
+fn case_mode(flags: u32) -> CaseMode {
+    if flags & IGNORECASE == 0 {
+        CaseMode::Sensitive
+    } else if flags & UNICODE != 0 {
+        CaseMode::Unicode
+    } else {
+        CaseMode::Ascii
+    }
+}
+
+fn is_ascii_mode(flags: u32) -> bool {
+    flags & UNICODE == 0
+}
+
+/// The characters a single-character item matches, if it is one.
+fn item_set(item: &Item, flags: u32) -> Option<CharSet> {
+    let mode = case_mode(flags);
+    Some(match item {
+        Item::Literal(c) => literal_set(*c, mode),
+        Item::NotLiteral(c) => literal_set(*c, mode).negate(),
+        Item::Any => any_set(flags & DOTALL != 0),
+        Item::In { negate, items } => class_set(items, *negate, mode, is_ascii_mode(flags)),
+        _ => return None,
+    })
+}
+
+fn seq_tail(seq: &[Item], flags: u32, prev: &Tail) -> Tail {
+    let mut t = prev.clone();
+    for item in seq {
+        t = item_tail(item, flags, &t);
+    }
+    t
+}
+
+/// The tail after `item`, given the tail `prev` before it.
+fn item_tail(item: &Item, flags: u32, prev: &Tail) -> Tail {
+    if let Some(set) = item_set(item, flags) {
+        return Tail::chars(set);
+    }
+    match item {
+        Item::Branch(alts) => {
+            let mut out: Option<Tail> = None;
+            for alt in alts {
+                let t = seq_tail(alt, flags, prev);
+                out = Some(match out {
+                    None => t,
+                    Some(o) => o.union(&t),
+                });
+            }
+            out.unwrap_or_else(|| prev.clone())
+        }
+        Item::Group { add, del, body, .. } => {
+            seq_tail(body, combine_flags(flags, *add, *del), prev)
+        }
+        Item::Atomic(body) => seq_tail(body, flags, prev),
+        Item::Repeat { min, max, body, .. } => {
+            if *max == 0 {
+                return prev.clone();
+            }
+            let once = seq_tail(body, flags, &Tail::zero());
+            let body_prev = prev.then(&Tail {
+                set: once.set.clone(),
+                may_be_empty: true,
+            });
+            let last = seq_tail(body, flags, &body_prev);
+            if *min == 0 { prev.union(&last) } else { last }
+        }
+        Item::At(_) | Item::Assert { .. } => prev.clone(),
+        Item::GroupRefExists { yes, no, .. } => {
+            let y = seq_tail(yes, flags, prev);
+            let n = match no {
+                Some(no) => seq_tail(no, flags, prev),
+                None => prev.clone(),
+            };
+            y.union(&n)
+        }
+        _ => prev.then(&Tail::unknown()),
+    }
+}
+
+/// What is known of the first character matched by `seq` (the head).
+fn seq_head(seq: &[Item], flags: u32) -> Tail {
+    let mut set = CharSet::empty();
+    for item in seq {
+        let h = item_head(item, flags);
+        let Some(s) = h.set else {
+            return Tail::unknown();
+        };
+        set = set.union(&s);
+        if !h.may_be_empty {
+            return Tail::chars(set);
+        }
+    }
+    Tail {
+        set: Some(set),
+        may_be_empty: true,
+    }
+}
+
+fn item_head(item: &Item, flags: u32) -> Tail {
+    if let Some(set) = item_set(item, flags) {
+        return Tail::chars(set);
+    }
+    match item {
+        Item::Branch(alts) => alts
+            .iter()
+            .map(|a| seq_head(a, flags))
+            .reduce(|a, b| a.union(&b))
+            .unwrap_or_else(Tail::zero),
+        Item::Group { add, del, body, .. } => seq_head(body, combine_flags(flags, *add, *del)),
+        Item::Atomic(body) => seq_head(body, flags),
+        Item::Repeat { min, max, body, .. } => {
+            if *max == 0 {
+                return Tail::zero();
+            }
+            let h = seq_head(body, flags);
+            if *min == 0 { h.union(&Tail::zero()) } else { h }
+        }
+        Item::At(_) | Item::Assert { .. } => Tail::zero(),
+        Item::GroupRefExists { yes, no, .. } => {
+            let n = no.as_ref().map_or_else(Tail::zero, |n| seq_head(n, flags));
+            seq_head(yes, flags).union(&n)
+        }
+        _ => Tail::unknown(),
+    }
+}
+
+/// The neighbour states a known neighbour can be in (all when unknown).
+fn neighbour_states(t: &Tail) -> [bool; 4] {
+    match (&t.set, t.may_be_empty) {
+        (Some(set), false) => {
+            let word = category_set(Category::Word, false);
+            let newline = CharSet::single(0x0A);
+            let other = word.union(&newline).negate();
+            [
+                false,
+                set.contains(0x0A),
+                set.intersects(&word),
+                set.intersects(&other),
+            ]
+        }
+        _ => [true; 4],
+    }
+}
+
+/// Truth of an assertion over the characters around a position: bit
+/// `4 * prev + next` with the states below.
+type Mask = u16;
+const ABSENT: usize = 0;
+const NEWLINE: usize = 1;
+const WORD: usize = 2;
+
+fn mask_of(f: impl Fn(usize, usize) -> bool) -> Mask {
+    let mut m = 0;
+    for p in 0..4 {
+        for n in 0..4 {
+            if f(p, n) {
+                m |= 1 << (4 * p + n);
+            }
+        }
+    }
+    m
+}
+
+fn is_word(s: usize) -> bool {
+    s == WORD
+}
+
+/// The `regex`-crate assertions used to express masks.
+fn atoms() -> Vec<(&'static str, Mask, bool)> {
+    vec![
+        (r"\A", mask_of(|p, _| p == ABSENT), false),
+        (r"\z", mask_of(|_, n| n == ABSENT), false),
+        ("(?m:^)", mask_of(|p, _| p == ABSENT || p == NEWLINE), false),
+        ("(?m:$)", mask_of(|_, n| n == ABSENT || n == NEWLINE), false),
+        (r"\b", mask_of(|p, n| is_word(p) != is_word(n)), true),
+        (r"\B", mask_of(|p, n| is_word(p) == is_word(n)), true),
+        (
+            r"\b{start}",
+            mask_of(|p, n| !is_word(p) && is_word(n)),
+            true,
+        ),
+        (r"\b{end}", mask_of(|p, n| is_word(p) && !is_word(n)), true),
+        (r"\b{start-half}", mask_of(|p, _| !is_word(p)), true),
+        (r"\b{end-half}", mask_of(|_, n| !is_word(n)), true),
+    ]
+}
+
+/// Writes `target` as a disjunction of conjunctions of crate assertions,
+/// caring only for the states in `care`; returns whether word boundaries
+/// were used, `None` if impossible.
+fn express_mask(target: Mask, care: Mask) -> Option<(String, bool)> {
+    let target = target & care;
+    if target == care {
+        return Some((String::new(), false));
+    }
+    if target == 0 {
+        return Some((r"\b\B".into(), true));
+    }
+    let atoms = atoms();
+    let mut products: Vec<(Mask, Vec<usize>)> = Vec::new();
+    for subset in 1u32..(1 << atoms.len()) {
+        let mut m: Mask = 0xFFFF;
+        let mut used = Vec::new();
+        for (i, a) in atoms.iter().enumerate() {
+            if subset & (1 << i) != 0 {
+                m &= a.1;
+                used.push(i);
+            }
+        }
+        let m = m & care;
+        if m != 0 && m & !target == 0 {
+            products.push((m, used));
+        }
+    }
+    let mut covered: Mask = 0;
+    let mut chosen: Vec<Vec<usize>> = Vec::new();
+    while covered != target {
+        let best = products
+            .iter()
+            .filter(|(m, _)| m & !covered != 0)
+            .max_by_key(|(m, used)| ((m & !covered).count_ones(), std::cmp::Reverse(used.len())))?;
+        covered |= best.0;
+        chosen.push(best.1.clone());
+    }
+    let mut out = String::from("(?:");
+    let mut words = false;
+    for (k, used) in chosen.iter().enumerate() {
+        if k > 0 {
+            out.push('|');
+        }
+        for &i in used {
+            out.push_str(atoms[i].0);
+            words |= atoms[i].2;
+        }
+    }
+    out.push(')');
+    Some((out, words))
+}
+
+/// The mask of a zero-width `At` item, `None` for ASCII word boundaries.
+/// The flag tells whether a non-multiline `$` was involved.
+fn at_mask(at: At, flags: u32) -> Option<(Mask, bool)> {
+    let ml = flags & MULTILINE != 0;
+    let m = match at {
+        At::Beginning if ml => mask_of(|p, _| p == ABSENT || p == NEWLINE),
+        At::Beginning | At::BeginningString => mask_of(|p, _| p == ABSENT),
+        At::End => {
+            return Some((mask_of(|_, n| n == ABSENT || n == NEWLINE), !ml));
+        }
+        At::EndString => mask_of(|_, n| n == ABSENT),
+        At::Boundary | At::NonBoundary if is_ascii_mode(flags) => return None,
+        At::Boundary => mask_of(|p, n| is_word(p) != is_word(n)),
+        At::NonBoundary => {
+            mask_of(|p, n| is_word(p) == is_word(n) && !(p == ABSENT && n == ABSENT))
+        }
+    };
+    Some((m, false))
+}
+
+/// For which neighbour states a character class holds; `None` when the
+/// class splits a state.
+fn class_states(set: &CharSet) -> Option<[bool; 4]> {
+    let word = category_set(Category::Word, false);
+    let newline = CharSet::single(0x0A);
+    let other = word.union(&newline).negate();
+    let state = |s: &CharSet| {
+        if s.is_subset(set) {
+            Some(true)
+        } else if !s.intersects(set) {
+            Some(false)
+        } else {
+            None
+        }
+    };
+    // indexed by ABSENT, NEWLINE, WORD and the other characters
+    Some([false, state(&newline)?, state(&word)?, state(&other)?])
+}
+
+/// The mask of a look-around made only of position tests and single
+/// characters next to the position; `None` otherwise.
+fn assert_mask(behind: bool, negate: bool, body: &[Item], flags: u32) -> Option<(Mask, bool)> {
+    let alts: Vec<&[Item]> = match body {
+        [Item::Branch(alts)] => alts.iter().map(|a| a.as_slice()).collect(),
+        seq => vec![seq],
+    };
+    let mut mask: Mask = 0;
+    let mut dollar = false;
+    for alt in alts {
+        let mut m: Mask = 0xFFFF;
+        let mut chars = 0;
+        for (i, item) in alt.iter().enumerate() {
+            if let Item::At(at) = item {
+                // position tests must stand at the asserted position
+                if (behind && chars != 1 && i > 0) || (!behind && chars > 0) {
+                    return None;
+                }
+                let (am, d) = at_mask(*at, flags)?;
+                dollar |= d;
+                m &= am;
+            } else {
+                let set = item_set(item, flags)?;
+                if chars > 0 || (behind && i > 0) {
+                    return None;
+                }
+                chars += 1;
+                let st = class_states(&set)?;
+                m &= if behind {
+                    mask_of(|p, _| st[p])
+                } else {
+                    mask_of(|_, n| st[n])
+                };
+            }
+        }
+        mask |= m;
+    }
+    Some((if negate { !mask } else { mask }, dollar))
+}
+
+/// Whether a sequence uses only constructs the crate form renders exactly
+/// (given the haystack checks), and defines no group.
+fn is_plain(seq: &[Item]) -> bool {
+    seq.iter().all(|item| match item {
+        Item::Literal(_) | Item::NotLiteral(_) | Item::Any | Item::In { .. } | Item::At(_) => true,
+        Item::Branch(alts) => alts.iter().all(|a| is_plain(a)),
+        Item::Group { group, body, .. } => group.is_none() && is_plain(body),
+        Item::Repeat { kind, body, .. } => *kind != RepeatKind::Possessive && is_plain(body),
+        _ => false,
+    })
+}
+
+fn push_char(out: &mut String, c: u32) {
+    match char::from_u32(c) {
+        Some(ch) if ch.is_ascii_alphanumeric() || ch == '_' => out.push(ch),
+        _ => {
+            let _ = write!(out, "\\x{{{c:X}}}");
+        }
+    }
+}
+
+const NEVER: &str = r"[^\x{0}-\x{10FFFF}]";
+
+/// Writes a character set as a class (or a single character).
+fn push_set(out: &mut String, set: &CharSet) {
+    let surrogates = CharSet::from_ranges(&[(0xD800, 0xDFFF)]);
+    let valid = set.minus(&surrogates);
+    if valid.is_empty() {
+        out.push_str(NEVER);
+        return;
+    }
+    let ranges = valid.ranges();
+    if let [(a, b)] = ranges
+        && a == b
+    {
+        push_char(out, *a);
+        return;
+    }
+    let complement = valid.negate().minus(&surrogates);
+    let (neg, ranges) = if complement.ranges().len() < ranges.len() {
+        (true, complement.ranges().to_vec())
+    } else {
+        (false, ranges.to_vec())
+    };
+    if neg && ranges.is_empty() {
+        out.push_str(r"[\x{0}-\x{10FFFF}]");
+        return;
+    }
+    out.push('[');
+    if neg {
+        out.push('^');
+    }
+    for (a, b) in ranges {
+        push_char(out, a);
+        if b > a {
+            if b > a + 1 {
+                out.push('-');
+            }
+            push_char(out, b);
+        }
+    }
+    out.push(']');
+}
+
+/// What an emission is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// The pattern itself.
+    Main,
+    /// The body of a checked look-around: exact, without groups.
+    Body,
+    /// The copy of a group standing for a back-reference: a superset
+    /// (assertions dropped), without groups.
+    Copy,
+}
+
+struct Emitter<'a> {
+    parsed: &'a Parsed,
+    target: Target,
+    next_group: usize,
+    res: Emitted,
+    mode: Mode,
+    /// Whether the characters around each position are tracked (only
+    /// needed to simplify look-arounds).
+    track_tail: bool,
+    /// Whether classes are cut down to ASCII (see [`emit_ascii`]).
+    ascii_only: bool,
+}
+
+#[derive(Clone)]
+struct Ctx {
+    flags: u32,
+    /// Inside a repetition that may iterate more than once.
+    in_loop: bool,
+    prev: Tail,
+}
+
+/// Emits `parsed` for `target`.
+pub(super) fn emit(parsed: &Parsed, target: Target) -> Emitted {
+    emit_with(parsed, target, false)
+}
+
+/// Emits the crate form for haystacks of ASCII characters only: every
+/// class is cut down to its ASCII members (much smaller automata), group
+/// numbers and checks stay those of [`emit`]'s crate form.
+pub(super) fn emit_ascii(parsed: &Parsed) -> Emitted {
+    emit_with(parsed, Target::Crate, true)
+}
+
+fn emit_with(parsed: &Parsed, target: Target, ascii_only: bool) -> Emitted {
+    let mut e = Emitter {
+        parsed,
+        target,
+        next_group: 1,
+        res: Emitted {
+            py_groups: vec![None; parsed.groups + 1],
+            verifiable: true,
+            nl_exact: true,
+            ..Emitted::default()
+        },
+        mode: Mode::Main,
+        track_tail: has_assert(&parsed.seq),
+        ascii_only,
+    };
+    e.res.py_groups[0] = Some(0);
+    let ctx = Ctx {
+        flags: parsed.flags,
+        in_loop: false,
+        prev: Tail::unknown(),
+    };
+    let mut out = String::new();
+    e.seq(&mut out, &parsed.seq, &ctx);
+    e.res.pattern = out;
+    e.res
+}
+
+impl<'a> Emitter<'a> {
+    fn push_set(&self, out: &mut String, set: &CharSet) {
+        if self.ascii_only {
+            push_set(out, &set.intersect(&CharSet::from_ranges(&[(0, 0x7F)])));
+        } else {
+            push_set(out, set);
+        }
+    }
+
+    fn new_group(&mut self) -> usize {
+        let g = self.next_group;
+        self.next_group += 1;
+        g
+    }
+
+    fn seq(&mut self, out: &mut String, seq: &[Item], ctx: &Ctx) {
+        let mut c = ctx.clone();
+        for (i, item) in seq.iter().enumerate() {
+            if let Item::Assert {
+                behind,
+                negate,
+                body,
+            } = item
+            {
+                let next = if self.track_tail {
+                    seq_head(&seq[i + 1..], c.flags)
+                } else {
+                    Tail::unknown()
+                };
+                self.assert(out, (*behind, *negate), body, &c, &next);
+            } else if !self.tempered(out, item, &c) {
+                self.item(out, item, &c);
+            }
+            if self.track_tail {
+                c.prev = item_tail(item, c.flags, &c.prev);
+            }
+        }
+    }
+
+    /// A negative look-ahead on a one-character loop body, checked as a
+    /// whole span in the crate form; returns whether it was emitted so.
+    fn tempered(&mut self, out: &mut String, item: &Item, ctx: &Ctx) -> bool {
+        self.try_tempered(out, item, ctx).is_some()
+    }
+
+    fn try_tempered(&mut self, out: &mut String, item: &Item, ctx: &Ctx) -> Option<()> {
+        if self.target != Target::Crate || self.mode != Mode::Main || ctx.in_loop {
+            return None;
+        }
+        let Item::Repeat {
+            kind,
+            min,
+            max,
+            body,
+        } = item
+        else {
+            return None;
+        };
+        let [
+            Item::Assert {
+                behind: false,
+                negate: true,
+                body: look,
+            },
+            ch,
+        ] = body.as_slice()
+        else {
+            return None;
+        };
+        let set = item_set(ch, ctx.flags)?;
+        if *kind == RepeatKind::Possessive
+            || !is_plain(look)
+            || assert_mask(false, true, look, ctx.flags).is_some()
+        {
+            return None;
+        }
+        let span = self.new_group();
+        let mut body_text = String::new();
+        let inner = Ctx {
+            flags: ctx.flags,
+            in_loop: false,
+            prev: Tail::unknown(),
+        };
+        let mut sub = self.sub_emitter(Mode::Body);
+        sub.seq(&mut body_text, look, &inner);
+        self.absorb(&sub);
+        out.push('(');
+        self.push_set(out, &set);
+        push_quant(out, *kind, *min, *max);
+        out.push(')');
+        self.res.checks.push(Check::Tempered {
+            span,
+            body: body_text,
+        });
+        Some(())
+    }
+
+    fn sub_emitter(&self, mode: Mode) -> Emitter<'a> {
+        Emitter {
+            parsed: self.parsed,
+            target: self.target,
+            next_group: 1,
+            res: Emitted {
+                verifiable: true,
+                nl_exact: true,
+                ..Emitted::default()
+            },
+            mode,
+            track_tail: false,
+            ascii_only: self.ascii_only,
+        }
+    }
+
+    /// Takes over the haystack requirements of a separately emitted body.
+    fn absorb(&mut self, sub: &Emitter<'_>) {
+        self.res.uses_dollar |= sub.res.uses_dollar;
+        self.res.word_unicode |= sub.res.word_unicode;
+        self.res.word_ascii |= sub.res.word_ascii;
+        self.res.non_boundary |= sub.res.non_boundary;
+        self.res.nullable_loop |= sub.res.nullable_loop;
+        if sub.res.uses_dollar {
+            // a `$` inside a checked body is only exact on simple haystacks
+            self.res.nl_exact = false;
+        }
+    }
+
+    fn alts(&mut self, out: &mut String, alts: &[Seq], ctx: &Ctx) {
+        out.push_str("(?:");
+        for (k, alt) in alts.iter().enumerate() {
+            if k > 0 {
+                out.push('|');
+            }
+            self.seq(out, alt, ctx);
+        }
+        out.push(')');
+    }
+
+    fn item(&mut self, out: &mut String, item: &Item, ctx: &Ctx) {
+        if let Some(set) = item_set(item, ctx.flags) {
+            self.push_set(out, &set);
+            return;
+        }
+        match item {
+            Item::Branch(alts) => self.alts(out, alts, ctx),
+            Item::Group {
+                group,
+                add,
+                del,
+                body,
+            } => {
+                let inner = Ctx {
+                    flags: combine_flags(ctx.flags, *add, *del),
+                    ..ctx.clone()
+                };
+                match group {
+                    Some(g) if self.mode == Mode::Main => {
+                        let idx = self.new_group();
+                        self.res.py_groups[*g] = Some(idx);
+                        out.push('(');
+                    }
+                    _ => out.push_str("(?:"),
+                }
+                self.seq(out, body, &inner);
+                out.push(')');
+            }
+            Item::Repeat {
+                kind,
+                min,
+                max,
+                body,
+            } => self.repeat(out, *kind, *min, *max, body, ctx),
+            Item::At(at) => self.at(out, *at, ctx),
+            Item::Assert {
+                behind,
+                negate,
+                body,
+            } => self.assert(out, (*behind, *negate), body, ctx, &Tail::unknown()),
+            Item::GroupRef(g) => self.groupref(out, *g, ctx),
+            Item::GroupRefExists {
+                group,
+                closed,
+                yes,
+                no,
+            } => self.conditional(out, *group, *closed, yes, no.as_deref(), ctx),
+            Item::Atomic(body) => {
+                if self.target == Target::Crate {
+                    self.res.verifiable &= self.mode != Mode::Main;
+                    out.push_str("(?:");
+                } else {
+                    out.push_str("(?>");
+                }
+                self.seq(out, body, ctx);
+                out.push(')');
+            }
+            Item::Literal(_) | Item::NotLiteral(_) | Item::Any | Item::In { .. } => {}
+        }
+    }
+
+    fn repeat(
+        &mut self,
+        out: &mut String,
+        kind: RepeatKind,
+        min: u32,
+        max: u32,
+        body: &[Item],
+        ctx: &Ctx,
+    ) {
+        let (lo, hi) = width(body, &self.parsed.widths);
+        if hi == 0 {
+            // a zero-width body: sre stops after one (empty) iteration
+            return self.zero_width_repeat(out, kind, min, max, body, ctx);
+        }
+        if max > 1 && lo == 0 {
+            self.res.nullable_loop = true;
+        }
+        let possessive = kind == RepeatKind::Possessive && self.target != Target::Crate;
+        if kind == RepeatKind::Possessive && self.target == Target::Crate {
+            self.res.verifiable &= self.mode != Mode::Main;
+        }
+        let once = seq_tail(body, ctx.flags, &Tail::zero());
+        let inner = Ctx {
+            flags: ctx.flags,
+            in_loop: ctx.in_loop || max > 1,
+            prev: ctx.prev.then(&Tail {
+                set: once.set,
+                may_be_empty: true,
+            }),
+        };
+        if possessive {
+            out.push_str("(?>");
+        }
+        out.push_str("(?:");
+        self.seq(out, body, &inner);
+        out.push(')');
+        push_quant(
+            out,
+            if possessive { RepeatKind::Greedy } else { kind },
+            min,
+            max,
+        );
+        if possessive {
+            out.push(')');
+        }
+    }
+
+    /// `X{m,n}` for a zero-width `X`: once if `m > 0`, else optional.
+    fn zero_width_repeat(
+        &mut self,
+        out: &mut String,
+        kind: RepeatKind,
+        min: u32,
+        max: u32,
+        body: &[Item],
+        ctx: &Ctx,
+    ) {
+        if max == 0 {
+            return;
+        }
+        let atomic = kind == RepeatKind::Possessive && self.target != Target::Crate;
+        if kind == RepeatKind::Possessive && self.target == Target::Crate {
+            self.res.verifiable &= self.mode != Mode::Main;
+        }
+        out.push_str(if atomic { "(?>" } else { "(?:" });
+        if min == 0 && kind == RepeatKind::Lazy {
+            out.push('|');
+        }
+        self.seq(out, body, ctx);
+        if min == 0 && kind != RepeatKind::Lazy {
+            out.push('|');
+        }
+        out.push(')');
+    }
+
+    fn at(&mut self, out: &mut String, at: At, ctx: &Ctx) {
+        if self.mode == Mode::Copy {
+            return;
+        }
+        let ml = ctx.flags & MULTILINE != 0;
+        let ascii = is_ascii_mode(ctx.flags);
+        match at {
+            At::Beginning if ml => out.push_str("(?m:^)"),
+            At::Beginning | At::BeginningString => out.push_str(r"\A"),
+            At::EndString => out.push_str(r"\z"),
+            At::End if ml => out.push_str("(?m:$)"),
+            At::End => {
+                self.res.uses_dollar = true;
+                match self.target {
+                    Target::Fancy {
+                        dollar_exact: true, ..
+                    } => out.push_str(r"(?=\n?\z)"),
+                    Target::Fancy { .. } => out.push_str("(?m:$)"),
+                    Target::Crate => {
+                        if self.mode != Mode::Main || ctx.in_loop {
+                            self.res.nl_exact = false;
+                        } else {
+                            let marker = self.new_group();
+                            out.push_str("()");
+                            self.res.checks.push(Check::Dollar { marker });
+                        }
+                        out.push_str("(?m:$)");
+                    }
+                }
+            }
+            At::Boundary | At::NonBoundary => {
+                let non = at == At::NonBoundary;
+                self.res.non_boundary |= non;
+                if let Target::Fancy {
+                    word_exact: true, ..
+                } = self.target
+                {
+                    let mut w = String::new();
+                    push_set(&mut w, &category_set(Category::Word, ascii));
+                    if non {
+                        let _ = write!(
+                            out,
+                            r"(?:(?<={w})(?={w})|(?<!{w})(?!{w})(?:(?<=[\x{{0}}-\x{{10FFFF}}])|(?=[\x{{0}}-\x{{10FFFF}}])))"
+                        );
+                    } else {
+                        let _ = write!(out, r"(?:(?<={w})(?!{w})|(?<!{w})(?={w}))");
+                    }
+                } else {
+                    if ascii {
+                        self.res.word_ascii = true;
+                    } else {
+                        self.res.word_unicode = true;
+                    }
+                    out.push_str(if non { r"\B" } else { r"\b" });
+                }
+            }
+        }
+    }
+
+    fn assert(
+        &mut self,
+        out: &mut String,
+        (behind, negate): (bool, bool),
+        body: &[Item],
+        ctx: &Ctx,
+        next: &Tail,
+    ) {
+        if self.mode == Mode::Copy {
+            return;
+        }
+        // a look-behind on one character that the pattern before always
+        // (or never) provides
+        if behind
+            && let ([single], Some(prev)) = (body, &ctx.prev.set)
+            && let Some(set) = item_set(single, ctx.flags)
+            && !ctx.prev.may_be_empty
+        {
+            let always = prev.is_subset(&set);
+            let never = !prev.intersects(&set);
+            if always || never {
+                if always == negate {
+                    out.push_str(NEVER);
+                }
+                return;
+            }
+        }
+        let prev_states = neighbour_states(&ctx.prev);
+        let next_states = neighbour_states(next);
+        let care = mask_of(|p, n| prev_states[p] && next_states[n]);
+        if self.target.simple()
+            && let Some((mask, dollar)) = assert_mask(behind, negate, body, ctx.flags)
+            && let Some((text, words)) = express_mask(mask, care)
+        {
+            out.push_str(&text);
+            self.res.word_unicode |= words;
+            if dollar {
+                self.res.uses_dollar = true;
+                self.res.nl_exact = false;
+            }
+            return;
+        }
+        if let Target::Fancy { .. } = self.target {
+            out.push_str(match (behind, negate) {
+                (false, false) => "(?=",
+                (false, true) => "(?!",
+                (true, false) => "(?<=",
+                (true, true) => "(?<!",
+            });
+            let inner = Ctx {
+                flags: ctx.flags,
+                in_loop: ctx.in_loop,
+                prev: if behind {
+                    Tail::unknown()
+                } else {
+                    ctx.prev.clone()
+                },
+            };
+            self.seq(out, body, &inner);
+            out.push(')');
+            return;
+        }
+        // crate form: drop the assertion, check it on the match if possible
+        let mut sub = self.sub_emitter(Mode::Body);
+        let inner = Ctx {
+            flags: ctx.flags,
+            in_loop: false,
+            prev: Tail::unknown(),
+        };
+        let mut text = String::new();
+        sub.seq(&mut text, body, &inner);
+        self.absorb(&sub);
+        if self.mode != Mode::Main || ctx.in_loop || !is_plain(body) {
+            self.res.verifiable &= self.mode != Mode::Main;
+            return;
+        }
+        let marker = self.new_group();
+        out.push_str("()");
+        self.res.checks.push(Check::Look {
+            marker,
+            behind,
+            negate,
+            width: width(body, &self.parsed.widths).0 as usize,
+            body: text,
+        });
+    }
+
+    fn group_body(&self, g: usize) -> Option<(&Seq, u32)> {
+        fn find(seq: &[Item], g: usize, flags: u32) -> Option<(&Seq, u32)> {
+            for item in seq {
+                let found = match item {
+                    Item::Group {
+                        group,
+                        add,
+                        del,
+                        body,
+                    } => {
+                        let f = combine_flags(flags, *add, *del);
+                        if *group == Some(g) {
+                            return Some((body, f));
+                        }
+                        find(body, g, f)
+                    }
+                    Item::Branch(alts) => alts.iter().find_map(|a| find(a, g, flags)),
+                    Item::Repeat { body, .. } | Item::Atomic(body) | Item::Assert { body, .. } => {
+                        find(body, g, flags)
+                    }
+                    Item::GroupRefExists { yes, no, .. } => {
+                        find(yes, g, flags).or_else(|| no.as_ref().and_then(|n| find(n, g, flags)))
+                    }
+                    _ => None,
+                };
+                if found.is_some() {
+                    return found;
+                }
+            }
+            None
+        }
+        find(&self.parsed.seq, g, self.parsed.flags)
+    }
+
+    fn groupref(&mut self, out: &mut String, g: usize, ctx: &Ctx) {
+        let ignore = ctx.flags & IGNORECASE != 0;
+        if let Target::Fancy { .. } = self.target {
+            if ignore {
+                let _ = write!(out, r"(?i:\{g})");
+            } else {
+                let _ = write!(out, r"(?:\{g})");
+            }
+            return;
+        }
+        let target = self.res.py_groups.get(g).copied().flatten();
+        let body = self.group_body(g).map(|(b, f)| (b.clone(), f));
+        match (target, body) {
+            (Some(gi), Some((body, flags)))
+                if self.mode == Mode::Main && !ctx.in_loop && !ignore =>
+            {
+                let copy = self.new_group();
+                let mut sub = self.sub_emitter(Mode::Copy);
+                let mut text = String::new();
+                let inner = Ctx {
+                    flags,
+                    in_loop: false,
+                    prev: Tail::unknown(),
+                };
+                sub.seq(&mut text, &body, &inner);
+                self.absorb(&sub);
+                let _ = write!(out, "({text})");
+                self.res.checks.push(Check::Backref { group: gi, copy });
+            }
+            _ => {
+                self.res.verifiable &= self.mode != Mode::Main;
+                out.push_str(r"(?s:.*?)");
+            }
+        }
+    }
+
+    fn conditional(
+        &mut self,
+        out: &mut String,
+        group: usize,
+        closed: bool,
+        yes: &[Item],
+        no: Option<&[Item]>,
+        ctx: &Ctx,
+    ) {
+        let empty: &[Item] = &[];
+        let no_seq = no.unwrap_or(empty);
+        if let Target::Fancy { .. } = self.target {
+            if yes.is_empty() && no_seq.is_empty() {
+                return;
+            }
+            let _ = write!(out, "(?({group})(?:");
+            self.seq(out, yes, ctx);
+            out.push_str(")|(?:");
+            self.seq(out, no_seq, ctx);
+            out.push_str("))");
+            return;
+        }
+        let target = self.res.py_groups.get(group).copied().flatten();
+        match target {
+            Some(gi) if closed && self.mode == Mode::Main && !ctx.in_loop => {
+                let y = self.new_group();
+                out.push_str("(?:()");
+                self.seq(out, yes, ctx);
+                let n = self.new_group();
+                out.push_str("|()");
+                self.seq(out, no_seq, ctx);
+                out.push(')');
+                self.res.checks.push(Check::Cond {
+                    group: gi,
+                    yes: y,
+                    no: n,
+                });
+            }
+            _ => {
+                self.res.verifiable &= self.mode != Mode::Main;
+                self.alts(out, &[yes.to_vec(), no_seq.to_vec()], ctx);
+            }
+        }
+    }
+}
+
+fn push_quant(out: &mut String, kind: RepeatKind, min: u32, max: u32) {
+    match (min, max) {
+        (0, MAXREPEAT) => out.push('*'),
+        (1, MAXREPEAT) => out.push('+'),
+        (0, 1) => out.push('?'),
+        (m, MAXREPEAT) => {
+            let _ = write!(out, "{{{m},}}");
+        }
+        (m, n) if m == n => {
+            let _ = write!(out, "{{{m}}}");
+        }
+        (m, n) => {
+            let _ = write!(out, "{{{m},{n}}}");
+        }
+    }
+    if kind == RepeatKind::Lazy {
+        out.push('?');
+    }
+}
+
+/// Whether a look-around occurs.
+fn has_assert(seq: &[Item]) -> bool {
+    seq.iter().any(|item| match item {
+        Item::Assert { .. } => true,
+        Item::Group { body, .. } | Item::Repeat { body, .. } | Item::Atomic(body) => {
+            has_assert(body)
+        }
+        Item::Branch(alts) => alts.iter().any(|a| has_assert(a)),
+        Item::GroupRefExists { yes, no, .. } => {
+            has_assert(yes) || no.as_ref().is_some_and(|n| has_assert(n))
+        }
+        _ => false,
+    })
+}

@@ -1,0 +1,412 @@
+//! Unit tests of the Python regex translator (expected values are CPython
+//! 3.11's; the differential tests in `difftest` check many more against
+//! the interpreter itself).
+
+use super::*;
+
+fn err(pattern: &str) -> String {
+    match PyRegex::new(pattern) {
+        Ok(_) => panic!("{pattern:?} compiled"),
+        Err(e) => e.to_string(),
+    }
+}
+
+fn spans(re: &PyRegex, text: &str) -> Option<Vec<Option<(usize, usize)>>> {
+    re.search(text)
+        .map(|c| (0..c.len()).map(|i| c.get(i)).collect())
+}
+
+fn span(pattern: &str, text: &str) -> Option<(usize, usize)> {
+    PyRegex::new(pattern)
+        .unwrap()
+        .search(text)
+        .map(|c| c.span())
+}
+
+#[test]
+fn parse_errors_have_python_messages_and_positions() {
+    for (p, msg) in [
+        ("a(b", "missing ), unterminated subpattern at position 1"),
+        ("abcde)", "unbalanced parenthesis at position 5"),
+        ("*a", "nothing to repeat at position 0"),
+        ("a**", "multiple repeat at position 2"),
+        ("a{2}{3}", "multiple repeat at position 4"),
+        ("^*", "nothing to repeat at position 1"),
+        ("[a-", "unterminated character set at position 0"),
+        ("x[^", "unterminated character set at position 1"),
+        (r"\q", r"bad escape \q at position 0"),
+        (r"[\q]", r"bad escape \q at position 1"),
+        ("(?<x)", "unknown extension ?<x at position 1"),
+        ("(?Pq)", "unknown extension ?Pq at position 1"),
+        (
+            "(?P<a>x)(?P<a>y)",
+            "redefinition of group name 'a' as group 2; was group 1 at position 12",
+        ),
+        ("(?P=x)", "unknown group name 'x' at position 4"),
+        ("[z-a]", "bad character range z-a at position 1"),
+        (r"[\w-z]", r"bad character range \w-z at position 1"),
+        ("(?P<>x)", "missing group name at position 4"),
+        (
+            "(?P<x-y>a)",
+            "bad character in group name 'x-y' at position 4",
+        ),
+        (
+            "a(?i)",
+            "global flags not at the start of the expression at position 1",
+        ),
+        ("(?i", "missing -, : or ) at position 3"),
+        (
+            "(?i-i:a)",
+            "bad inline flags: flag turned on and off at position 5",
+        ),
+        (
+            "(?-a:a)",
+            "bad inline flags: cannot turn off flags 'a', 'u' and 'L' at position 4",
+        ),
+        (r"(a)\2", "invalid group reference 2 at position 4"),
+        (r"(a\1)", "cannot refer to an open group at position 2"),
+        (
+            r"\400",
+            r"octal escape value \400 outside of range 0-0o377 at position 0",
+        ),
+        (r"\x4", r"incomplete escape \x4 at position 0"),
+        ("(?(2)a)", "invalid group reference 2 at position 3"),
+        ("(?(0)a)", "bad group number at position 3"),
+        (
+            "(a)(?(1)b|c|d)",
+            "conditional backref with more than two branches at position 11",
+        ),
+        ("(?#x", "missing ), unterminated comment at position 0"),
+        ("a\\", "bad escape (end of pattern) at position 1"),
+        ("x{3,2}", "min repeat greater than max repeat at position 2"),
+        (
+            "ab\n(?P<1>)",
+            "bad character in group name '1' at position 7 (line 2, column 5)",
+        ),
+    ] {
+        assert_eq!(err(p), msg, "pattern {p:?}");
+    }
+}
+
+#[test]
+fn compile_errors_have_no_position() {
+    for (p, msg) in [
+        ("(?<=a*)b", "look-behind requires fixed-width pattern"),
+        ("(?<!a|bc)", "look-behind requires fixed-width pattern"),
+        ("a{4294967295}", "the repetition number is too large"),
+        (
+            "(?t)a+",
+            "internal: unsupported template operator MAX_REPEAT",
+        ),
+    ] {
+        let e = PyRegex::new(p).unwrap_err();
+        assert_eq!(e.to_string(), msg);
+        assert_eq!(e.pos, None);
+    }
+    let e = PyRegex::new("(a)\n(b").unwrap_err();
+    assert_eq!(e.pos, Some(4));
+    assert_eq!(e.line_col, Some((2, 1)));
+}
+
+#[test]
+fn groups_are_numbered_as_python() {
+    let re = PyRegex::new(r"(?P<a>x)(?:y)(z)(?P<b>(w))(?=(v))").unwrap();
+    assert_eq!(re.groups(), 5);
+    assert_eq!(
+        re.group_names(),
+        &[("a".to_string(), 1), ("b".to_string(), 3)]
+    );
+    assert_eq!(re.group_index("b"), Some(3));
+    assert_eq!(re.group_index("c"), None);
+    assert_eq!(re.as_str(), r"(?P<a>x)(?:y)(z)(?P<b>(w))(?=(v))");
+    let got = spans(&re, "--xyzwv").unwrap();
+    assert_eq!(
+        got,
+        vec![
+            Some((2, 6)),
+            Some((2, 3)),
+            Some((4, 5)),
+            Some((5, 6)),
+            Some((5, 6)),
+            Some((6, 7))
+        ]
+    );
+}
+
+#[test]
+fn literals_classes_and_escapes() {
+    assert_eq!(span(r"a{,2}b", "xaab"), Some((1, 4)));
+    assert_eq!(span(r"{[^}]+}", "x{ab}"), Some((1, 5)));
+    assert_eq!(span(r"\d{,3}\.", "12."), Some((0, 3)));
+    assert_eq!(
+        span(r"{{(?:\d+,){3}\d+},\d+}", "{{1,2,3,4},5}"),
+        Some((0, 13))
+    );
+    assert_eq!(span(r"[^[]+", "ab[c"), Some((0, 2)));
+    assert_eq!(span(r"[]a]+", "]a]b"), Some((0, 3)));
+    assert_eq!(span(r"\<\>\:\/\'\ ", "<>:/' "), Some((0, 6)));
+    assert_eq!(span(r"[\b]", "a\x08"), Some((1, 2)));
+    assert_eq!(span(r"\x41\u00e9\101", "AéA"), Some((0, 4)));
+    assert_eq!(span(r"\N{EM DASH}", "a\u{2014}"), Some((1, 4)));
+    assert_eq!(span(r"\s", "a\u{1c}"), Some((1, 2)));
+    assert_eq!(span(r"\w", "\u{301}x"), Some((2, 3)));
+    assert_eq!(span(r"\w+", "x²½"), Some((0, 5)));
+    assert_eq!(span(r"\d", "½١"), Some((2, 4)));
+    assert_eq!(span(r"(?a)\w+", "éab"), Some((2, 4)));
+    assert_eq!(span(r"(?i)K", "\u{212a}"), Some((0, 3)));
+    assert_eq!(span(r"(?i)i", "İ"), Some((0, 2)));
+    assert_eq!(span(r"(?ai)k", "\u{212a}k"), Some((3, 4)));
+    assert_eq!(span(r"(?i)[\U00010400x]", "\u{10400}"), None);
+    assert_eq!(span(r"(?i)\U00010400", "\u{10428}"), Some((0, 4)));
+    assert_eq!(span(r"(?x) a b # c\n", "ab"), Some((0, 2)));
+    assert_eq!(span(r"(?x:a b) c", "ab c"), Some((0, 4)));
+    assert_eq!(span(r"a(?#note)*", "aaa"), Some((0, 3)));
+}
+
+#[test]
+fn anchors_follow_python() {
+    let re = PyRegex::new(r"a$").unwrap();
+    assert_eq!(re.search("a\n").map(|c| c.span()), Some((0, 1)));
+    assert_eq!(re.search("a\nb\n").map(|c| c.span()), None);
+    assert_eq!(re.search("b\na\n").map(|c| c.span()), Some((2, 3)));
+    assert_eq!(re.search("a\n\n").map(|c| c.span()), None);
+    assert!(PyRegex::new(r"a\Z").unwrap().search("a\n").is_none());
+    let ml = PyRegex::with_flags(
+        r"^\w$",
+        Flags {
+            multiline: true,
+            ..Flags::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(ml.search("ab\nc\n").map(|c| c.span()), Some((3, 4)));
+    assert_eq!(span(r"\B", ""), None);
+    assert_eq!(span(r"e\b", "e\u{301}"), Some((0, 1)));
+    assert_eq!(span(r"e\B", "e\u{301}"), None);
+}
+
+#[test]
+fn search_range_has_python_semantics() {
+    let caret = PyRegex::new(r"^b").unwrap();
+    assert!(caret.search_range("ab", 1, 2).is_none());
+    let ml = PyRegex::new(r"(?m)^b").unwrap();
+    assert_eq!(
+        ml.search_range("a\nb", 2, 3).map(|c| c.span()),
+        Some((2, 3))
+    );
+    let behind = PyRegex::new(r"(?<=a)b").unwrap();
+    assert_eq!(
+        behind.search_range("ab", 1, 2).map(|c| c.span()),
+        Some((1, 2))
+    );
+    let dollar = PyRegex::new(r"b$").unwrap();
+    assert_eq!(
+        dollar.search_range("abc", 0, 2).map(|c| c.span()),
+        Some((1, 2))
+    );
+    let word = PyRegex::new(r"b\b").unwrap();
+    assert_eq!(
+        word.search_range("abc", 0, 2).map(|c| c.span()),
+        Some((1, 2))
+    );
+    assert!(dollar.search_range("ab", 2, 1).is_none());
+    let empty = PyRegex::new("").unwrap();
+    assert_eq!(
+        empty.search_range("abc", 5, 9).map(|c| c.span()),
+        Some((3, 3))
+    );
+    let mut caps = Captures::default();
+    assert!(dollar.search_into("xb\n", 0, 3, &mut caps));
+    assert_eq!(caps.span(), (1, 2));
+    assert!(!dollar.search_into("xc\n", 0, 3, &mut caps));
+    assert!(caps.is_empty());
+}
+
+#[test]
+fn lookarounds_backrefs_conditionals() {
+    assert_eq!(span(r"(?P<a>x)-(?P=a)", "x-y x-x"), Some((4, 7)));
+    assert_eq!(span(r"(a|b)c\1", "acb bcb"), Some((4, 7)));
+    let cond = PyRegex::new(r"^(?P<s>\[)?\d+(?(s)\])$").unwrap();
+    assert!(cond.is_match("[12]"));
+    assert!(cond.is_match("12"));
+    assert!(!cond.is_match("[12"));
+    assert!(!cond.is_match("12]"));
+    assert_eq!(span(r"foo(?!bar)\w+", "foobar foobaz"), Some((7, 13)));
+    assert_eq!(span(r"(?<!a)b", "ab cb"), Some((4, 5)));
+    assert_eq!(span(r"(?<=:)\d+", "a1 :23"), Some((4, 6)));
+    assert_eq!(span(r"^(?:(?! from ).)*$", "user x from y\n"), None);
+    assert_eq!(span(r"^(?:(?! from ).)*$", "user x fro\n"), Some((0, 10)));
+    assert_eq!(span(r"(?>a+)b|a", "aaa"), Some((0, 1)));
+    assert_eq!(span(r"a++a", "aaa"), None);
+    assert_eq!(span(r"a?+a", "a"), None);
+    assert_eq!(span(r"(?=a)?b", "b"), Some((0, 1)));
+}
+
+fn mode_of(pattern: &str) -> Mode {
+    PyRegex::new(pattern).unwrap().mode
+}
+
+#[test]
+fn fail2ban_shapes_stay_on_the_regex_crate() {
+    let host = r"(?:\[?(?:(?:::f{4,6}:)?(?P<ip4>(?:\d{1,3}\.){3}\d{1,3})|(?P<ip6>(?:[0-9a-fA-F]{1,4}::?|::){1,7}(?:[0-9a-fA-F]{1,4}|(?<=:):)))\]?|(?P<dns>[\w\-.^_]*\w))";
+    let p = format!(r"^Failed password for \S+ from {host} port \d+\s*$");
+    let re = PyRegex::new(&p).unwrap();
+    assert_eq!(re.mode, Mode::Exact);
+    let caps = re
+        .search("Failed password for root from 2001:db8::1 port 22\n")
+        .unwrap();
+    assert_eq!(caps.get(2), Some((30, 41)));
+    let caps = re
+        .search("Failed password for root from fe80:: port 2\n")
+        .unwrap();
+    assert_eq!(caps.get(2), Some((30, 36)));
+    assert_eq!(mode_of(r"^(?:\W{0,2})?(\d+)(?=\b|\W|$)"), Mode::Exact);
+    assert_eq!(mode_of(r"(?=^|\b|\W)(\d+)(?=\b|\W|$)"), Mode::Exact);
+    assert_eq!(mode_of(r"(?iu)^(\w+)(?=\b|\W|$)"), Mode::Exact);
+    assert_eq!(mode_of(r"^user (?!root)\S+"), Mode::Verified);
+    assert_eq!(mode_of(r"(?P<_sep>[-/.])\d+(?P=_sep)"), Mode::Verified);
+    assert_eq!(mode_of(r"^(?P<cond>x)?a(?(cond)b|c)$"), Mode::Verified);
+    assert_eq!(mode_of(r"^(?:(?! from ).)*$"), Mode::Verified);
+    assert_eq!(mode_of(r"(?:\w+ (?!found\b)){0,2}"), Mode::Prefilter);
+    assert_eq!(mode_of(r"(?>a+)b"), Mode::Prefilter);
+}
+
+#[test]
+fn verified_and_fallback_paths_agree() {
+    // the relaxed match (first `x`) fails its check; the answer comes from
+    // the fallback, starting at the relaxed match
+    let re = PyRegex::new(r"x(?!1)\d").unwrap();
+    assert_eq!(spans(&re, "x1 x2"), Some(vec![Some((3, 5))]));
+    let re = PyRegex::new(r"(?P<a>\w)(?P=a)").unwrap();
+    assert_eq!(spans(&re, "abccd"), Some(vec![Some((2, 4)), Some((2, 3))]));
+    // `$` before an inner newline is checked on multi-line haystacks
+    let re = PyRegex::new(r"(\w+)$").unwrap();
+    assert_eq!(
+        spans(&re, "ab\ncd\n"),
+        Some(vec![Some((3, 5)), Some((3, 5))])
+    );
+    assert!(re.is_match("ab\ncd\n"));
+}
+
+/// Speed check: `cargo test --release --lib regex::tests::speed -- --ignored --nocapture`.
+/// Prints ns per search for typical fail2ban shapes, next to CPython's.
+#[test]
+#[ignore]
+fn speed() {
+    use std::time::Instant;
+    let host = r"(?:\[?(?:(?:::f{4,6}:)?(?P<ip4>(?:\d{1,3}\.){3}\d{1,3})|(?P<ip6>(?:[0-9a-fA-F]{1,4}::?|::){1,7}(?:[0-9a-fA-F]{1,4}|(?<=:):)))\]?|(?P<dns>[\w\-.^_]*\w))";
+    let prefix = r"(?:\[\])?\s*(?:<[^.]+\.[^.]+>\s+)?(?:\S+\s+)?(?:kernel:\s?\[ *\d+\.\d+\]:?\s+)?(?:@vserver_\S+\s+)?(?:(?:(?:\[\d+\])?:\s+[\[\(]?sshd(?:\(\S+\))?[\]\)]?:?|[\[\(]?sshd(?:\(\S+\))?[\]\)]?:?(?:\[\d+\])?:?)\s+)?(?:\[ID \d+ \S+\]\s+)?";
+    let pref = format!(r"^(?P<mlfid>{prefix})(?:(?:error|fatal): (?:PAM: )?)?(?P<content>.+)$");
+    let suff = r"(?: (?:port \d+|on \S+|\[preauth\])){0,3}\s*";
+    let cases: Vec<(&str, String)> = vec![
+        ("plain anchored", format!(r"^Failed \S+ for (?:invalid user )?(?P<user>\S+) from {host} port \d+")),
+        ("with $", format!(r"^Failed \S+ for (?:invalid user )?(?P<user>.*?) from {host}{suff}(?: ssh\d*)?$")),
+        ("prefregex ^...(.+)$", pref.clone()),
+        ("negative look-ahead", format!(r"^Failed \b(?!publickey)\S+ for (?P<cond_inv>invalid user )?(?P<user>\S+) from {host}")),
+        ("conditional (sshd)", format!(r"^Failed \S+ for (?P<cond_inv>invalid user )?(?P<user>(?P<cond_user>\S+)|(?(cond_inv)(?:(?! from ).)*?|[^:]+)) from {host}(?: (?:port \d+|on \S+)){{0,2}}(?: ssh\d*)?(?(cond_user): |(?:(?:(?! from ).)*)$)")),
+        ("date template", r"(?iu)^(?:\W{0,2})?((?P<b>jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec) (?P<d>[1-2]\d|[0 ]?[1-9]|3[0-1]) ?(?P<H>[0-2]?\d):(?P<M>[0-5]?\d):(?P<S>[0-5]?\d|6[0-1]))(?=\b|\W|$)".to_string()),
+        ("backreference", r"(?P<_sep>[-/.])(?P<m>\d\d)(?P=_sep)(?P<d>\d\d)".to_string()),
+    ];
+    let lines = [
+        (
+            "matching",
+            "Failed password for invalid user admin from 192.0.2.7 port 4242 ssh2\n",
+        ),
+        (
+            "non-matching",
+            "pam_unix(sshd:session): session opened for user backup(uid=34) by (uid=0) ok\n",
+        ),
+    ];
+    let full = [
+        (
+            "matching",
+            "host sshd[1234]: Failed password for root from 192.0.2.7 port 22 ssh2\n",
+        ),
+        (
+            "matching",
+            "host CRON[2222]: pam_unix(cron:session): session closed for user root here\n",
+        ),
+    ];
+    let iterations = 200_000u32;
+    let mut py_cases = Vec::new();
+    println!(
+        "{:<24} {:<13} {:>10} {:>10}",
+        "shape", "line", "rust ns", "python ns"
+    );
+    let mut rows = Vec::new();
+    for (name, pattern) in &cases {
+        let re = PyRegex::new(pattern).unwrap();
+        let texts = if name.starts_with("prefregex") {
+            full
+        } else if *name == "date template" {
+            [
+                ("matching", "Jan 12 10:11:12 host sshd[1]: x\n"),
+                (
+                    "non-matching",
+                    "host sshd[1234]: Failed password for root from 192.0.2.7\n",
+                ),
+            ]
+        } else if *name == "backreference" {
+            [
+                ("matching", "at 2024-01-05 12:00:00 ok\n"),
+                (
+                    "non-matching",
+                    "host sshd[1234]: Failed password for root from 192.0.2.7\n",
+                ),
+            ]
+        } else {
+            lines
+        };
+        for (_, text) in texts {
+            let mut caps = Captures::default();
+            let start = Instant::now();
+            let mut hits = 0u32;
+            for _ in 0..iterations {
+                hits +=
+                    u32::from(re.search_into(std::hint::black_box(text), 0, text.len(), &mut caps));
+            }
+            let ns = start.elapsed().as_nanos() as f64 / iterations as f64;
+            let kind = if hits > 0 { "match" } else { "no match" };
+            rows.push((name.to_string(), kind, ns));
+            py_cases.push(serde_json::json!([pattern, text]));
+        }
+    }
+    let py = python_timings(&py_cases);
+    for (i, (name, kind, ns)) in rows.iter().enumerate() {
+        let p = py.get(i).copied().unwrap_or(f64::NAN);
+        println!("{name:<24} {kind:<13} {ns:>10.0} {p:>10.0}");
+    }
+}
+
+fn python_timings(cases: &[serde_json::Value]) -> Vec<f64> {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    if !std::path::Path::new("/usr/bin/python3").exists() {
+        println!("python3 missing: no CPython timings");
+        return Vec::new();
+    }
+    let script = r#"
+import json, re, sys, timeit
+out = []
+for p, t in json.load(sys.stdin):
+    s = re.compile(p).search
+    n = 20000
+    out.append(timeit.timeit(lambda: s(t), number=n) / n * 1e9)
+json.dump(out, sys.stdout)
+"#;
+    let mut child = Command::new("/usr/bin/python3")
+        .args(["-c", script])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("python3 starts");
+    let input = serde_json::to_vec(cases).expect("JSON");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(&input)
+        .expect("sent");
+    let out = child.wait_with_output().expect("python3 ends");
+    serde_json::from_slice(&out.stdout).unwrap_or_default()
+}
