@@ -14,6 +14,8 @@
 //! character indices; the spans handed out are byte offsets.
 
 mod detector;
+#[cfg(test)]
+mod difftest;
 mod pytext;
 mod strptime;
 mod template;
