@@ -287,6 +287,10 @@ fn percent_format(
             Ok(c)
         };
         let mut ch = next(&mut i)?;
+        if ch == '%' {
+            out.push('%');
+            continue;
+        }
         if ch == '(' {
             let start = i;
             let mut depth = 1;
@@ -341,10 +345,6 @@ fn percent_format(
         if matches!(ch, 'h' | 'l' | 'L') {
             ch = next(&mut i)?;
         }
-        if ch == '%' {
-            out.push('%');
-            continue;
-        }
         if used {
             return Err(NOT_ENOUGH.to_string());
         }
@@ -386,8 +386,13 @@ fn percent_format(
                 _ => return Err("%c requires int or char".to_string()),
             },
             _ => {
+                let shown = if ('\x1f'..='~').contains(&ch) {
+                    ch
+                } else {
+                    '?'
+                };
                 return Err(format!(
-                    "unsupported format character '{ch}' (0x{:x}) at index {}",
+                    "unsupported format character '{shown}' (0x{:x}) at index {}",
                     ch as u32,
                     i - 1
                 ));
@@ -1203,7 +1208,15 @@ mod tests {
         assert_eq!(err("%*d"), "* wants int");
         assert_eq!(
             err("é%é"),
-            "unsupported format character 'é' (0xe9) at index 2"
+            "unsupported format character '?' (0xe9) at index 2"
+        );
+        assert_eq!(
+            err("100% %H"),
+            "unsupported format character '%' (0x25) at index 5"
+        );
+        assert_eq!(
+            err("%(Y)i"),
+            "%i format: a real number is required, not str"
         );
     }
 
