@@ -24,7 +24,7 @@ const DIST: &str = "/usr/lib/python3/dist-packages";
 const SHARED: &str = "/work/shared";
 const WORKER_ENV: &str = "F2B_DATES_DIFF_RUN";
 const DIR_ENV: &str = "F2B_DATES_DIFF_DIR";
-const LINES_PER_LOG: usize = 400;
+const LINES_PER_LOG: usize = 300;
 
 /// (TZ, frozen "now") of each run; `None`: the real time of the test start.
 const RUNS: [(&str, Option<f64>); 5] = [
@@ -151,6 +151,19 @@ const EDGE_LINES: &[&str] = &[
     "2024-01-15 12:00:30 winter again",
     "2024-11-03 01:30:00 ambiguous",
     "2024-03-10 02:30:00 gap",
+    "pdt Apr 16 21:05:29 x",
+    "error Apr 16 21:05:29 x",
+    "ERROR Apr 16 21:05:29 x",
+    "202\u{665}-01-23 21:59:59 x",
+    "2005-01-2\u{663} 21:59:59 x",
+    "Jan 2\u{663} 21:59:59 x",
+    "\t2005-01-23\t21:59:59 x",
+    "2005-01-23 21:59:59\u{a0}x",
+    "ab2005-01-23 21:59:59 x",
+    "\u{17f}ep 23 21:59:59 x",
+    "SEP 23 21:59:59 x",
+    "sep 23 21:59:59 PM x",
+    "1138046399\u{660} x",
 ];
 
 /// Custom date patterns exercising the directives and keywords.
