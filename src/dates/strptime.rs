@@ -782,9 +782,12 @@ fn unique_local_time(wall: i64, t: i64) -> bool {
 /// `datetime.fromtimestamp(t)` truncated to whole seconds: the microseconds
 /// are rounded half-even first, which may carry into the next second.
 fn whole_seconds(t: f64) -> i64 {
-    let secs = t.floor();
-    let micros = ((t - secs) * 1e6).round_ties_even();
-    secs as i64 + i64::from(micros >= 1e6)
+    let mut secs = t as i64;
+    if (secs as f64) > t {
+        secs -= 1;
+    }
+    // the microseconds round (half to even) up to a full second
+    secs + i64::from((t - secs as f64) * 1e6 >= 999_999.5)
 }
 
 impl Clock for LocalClock {
@@ -1253,6 +1256,15 @@ mod tests {
             Err(ZoneError::Unknown("XYZ".to_string()))
         );
         assert_eq!(zone_abbreviations().count(), ZONE_TABLE.len());
+    }
+
+    #[test]
+    fn now_rounds_like_fromtimestamp() {
+        assert_eq!(whole_seconds(5.0), 5);
+        assert_eq!(whole_seconds(1.999_999_4), 1);
+        assert_eq!(whole_seconds(1.999_999_6), 2);
+        assert_eq!(whole_seconds(-0.5), -1);
+        assert_eq!(whole_seconds(1_124_013_600.25), 1_124_013_600);
     }
 
     #[test]
