@@ -41,7 +41,8 @@ pub struct TemplateInfo {
     pub regex: String,
     /// Times this template dated a line in this detector.
     pub hits: u64,
-    /// The template's own weight (1, or 100 for the default line-begin copies).
+    /// The template's own weight (1, or 100 for the default line-begin
+    /// copies), as of the last `append_template`/`match_time`.
     pub weight: f64,
     /// Character offset of its last date in a line (`0x7fffffff` before).
     pub distance: i64,
@@ -75,7 +76,8 @@ impl TemplateInfo {
     }
 }
 
-/// The date found in a line by [`DateDetector::match_time`].
+/// The date found in a line by [`DateDetector::match_time`] (lines up to
+/// 4 GiB).
 #[derive(Debug, Clone, Copy)]
 pub struct TimeMatch {
     template: usize,
@@ -177,7 +179,10 @@ impl DateDetector {
         DateDetector::with_cache(TemplateCache::global())
     }
 
-    /// An empty detector sharing templates through `cache`.
+    /// An empty detector sharing templates through `cache`.  The choice of
+    /// a template depends on how often the shared templates were found by
+    /// other detectors (as in Python); tests that check the choice and run
+    /// in parallel threads should use a cache of their own.
     pub fn with_cache(cache: Arc<TemplateCache>) -> DateDetector {
         let weight_changes = cache.weight_changes();
         DateDetector {
@@ -493,6 +498,18 @@ mod tests {
             d.append_template(p).unwrap();
         }
         d
+    }
+
+    #[test]
+    fn detectors_can_move_between_threads() {
+        fn send<T: Send>(_: &T) {}
+        let d = detector(&["%H:%M:%S"]);
+        send(&d);
+        let handle = std::thread::spawn(move || {
+            let mut d = d;
+            d.match_time("x 12:34:56 y").map(|m| m.span())
+        });
+        assert_eq!(handle.join().unwrap(), Some((2, 10)));
     }
 
     #[test]

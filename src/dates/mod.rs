@@ -1,12 +1,12 @@
 //! fail2ban's date detector: finds the date in a log line and turns it into
 //! a timestamp, exactly as fail2ban 1.0.2 does.
 //!
-//! - [`strptime`]: the `%` directives, template names, zone abbreviations and
+//! - `strptime`: the `%` directives, template names, zone abbreviations and
 //!   the conversion of matched groups into a time (`server/strptime.py`);
-//! - [`template`]: building a template's regex from a `datepattern` line, the
+//! - `template`: building a template's regex from a `datepattern` line, the
 //!   epoch and TAI64N templates, and the process-wide template sharing
 //!   (`server/datetemplate.py`, the caches of `server/datedetector.py`);
-//! - [`detector`]: the stateful choice among the templates of a detector and
+//! - `detector`: the stateful choice among the templates of a detector and
 //!   the re-ordering of its list (`server/datedetector.py`).
 //!
 //! Template regexes are Python regexes and are compiled with
@@ -14,6 +14,8 @@
 //! character indices; the spans handed out are byte offsets.
 
 mod detector;
+#[cfg(test)]
+mod difftest;
 mod pytext;
 mod strptime;
 mod template;

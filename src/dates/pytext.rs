@@ -94,7 +94,9 @@ pub(crate) enum PyInt {
 /// digits and single underscores between digits are accepted.
 pub(crate) fn py_int(text: &str) -> PyInt {
     let b = text.as_bytes();
-    // fast path: plain ASCII digits
+    // fast path: plain ASCII digits, maybe after spaces
+    let digits = b.iter().position(|c| *c != b' ').unwrap_or(b.len());
+    let b = &b[digits..];
     if !b.is_empty() && b.len() <= 18 && b.iter().all(u8::is_ascii_digit) {
         return PyInt::Value(b.iter().fold(0i64, |v, d| v * 10 + i64::from(d - b'0')));
     }

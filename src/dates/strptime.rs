@@ -16,6 +16,7 @@
 use std::cell::Cell;
 use std::collections::HashMap;
 use std::sync::LazyLock;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use super::pytext::{PyInt, digit_value, py_int};
@@ -286,6 +287,10 @@ fn percent_format(
             Ok(c)
         };
         let mut ch = next(&mut i)?;
+        if ch == '%' {
+            out.push('%');
+            continue;
+        }
         if ch == '(' {
             let start = i;
             let mut depth = 1;
@@ -340,10 +345,6 @@ fn percent_format(
         if matches!(ch, 'h' | 'l' | 'L') {
             ch = next(&mut i)?;
         }
-        if ch == '%' {
-            out.push('%');
-            continue;
-        }
         if used {
             return Err(NOT_ENOUGH.to_string());
         }
@@ -385,8 +386,13 @@ fn percent_format(
                 _ => return Err("%c requires int or char".to_string()),
             },
             _ => {
+                let shown = if ('\x1f'..='~').contains(&ch) {
+                    ch
+                } else {
+                    '?'
+                };
                 return Err(format!(
-                    "unsupported format character '{ch}' (0x{:x}) at index {}",
+                    "unsupported format character '{shown}' (0x{:x}) at index {}",
                     ch as u32,
                     i - 1
                 ));
@@ -679,9 +685,21 @@ pub(crate) fn local_naive(t: i64) -> i64 {
         + i64::from(tm.tm_sec)
 }
 
+/// The naive local time of the last local-time conversion in the process.
+static LAST_LOCAL: AtomicI64 = AtomicI64::new(i64::MIN);
+/// The naive local time of the last call of the C library's `mktime`.
+static LAST_CALLED: AtomicI64 = AtomicI64::new(i64::MIN);
+
 /// Python's `time.mktime` of a naive local time (tm_isdst = -1).
+///
+/// For a local time that falls into a DST gap or overlap, glibc's answer
+/// depends on the UTC offset of its previous result (it starts its search
+/// there).  Python calls `mktime` for every line; callers that serve
+/// conversions from a cache use [`LocalClock`], which replays the last
+/// conversion before such a call so that glibc starts from the same offset.
 pub(crate) fn mktime(naive: i64) -> Result<f64, DateError> {
     ensure_tzset();
+    LAST_CALLED.store(naive, Ordering::Relaxed);
     let (y, mo, d) = civil_from_days(naive.div_euclid(86_400));
     let secs = naive.rem_euclid(86_400);
     // SAFETY: `tm` is plain data; mktime only reads and normalises it.
@@ -726,27 +744,50 @@ const MKTIME_SLOTS: usize = 16;
 /// The process clock (`crate::mytime::now()`, the C library's local time),
 /// with small caches so that a stream of lines from the same minute costs
 /// neither a `localtime` nor a `mktime` call per line.
+///
+/// A minute is cached as (minute, `mktime` of its start, unique): the UTC
+/// offset never changes inside a minute, so the seconds are added.  Minutes
+/// inside a DST gap or overlap are not unique; their conversions always call
+/// `mktime`, as Python does, after replaying the last conversion.
 #[derive(Debug)]
 pub(crate) struct LocalClock {
     now: Cell<(i64, i64)>,
-    minutes: [Cell<(i64, f64)>; MKTIME_SLOTS],
+    minutes: [Cell<(i64, f64, bool)>; MKTIME_SLOTS],
 }
 
 impl Default for LocalClock {
     fn default() -> Self {
         LocalClock {
             now: Cell::new((i64::MIN, 0)),
-            minutes: std::array::from_fn(|_| Cell::new((i64::MIN, 0.0))),
+            minutes: std::array::from_fn(|_| Cell::new((i64::MIN, 0.0, false))),
         }
     }
+}
+
+/// Whether the naive local time `wall` has exactly one instant, `t`: no
+/// DST gap or overlap (the offsets a day before and after bound the
+/// candidates).
+fn unique_local_time(wall: i64, t: i64) -> bool {
+    let offset = |u: i64| local_naive(u) - u;
+    let mut candidates: Vec<i64> = [t - 90_000, t, t + 90_000]
+        .into_iter()
+        .map(|u| wall - offset(u))
+        .collect();
+    candidates.sort_unstable();
+    candidates.dedup();
+    let mut preimages = candidates.into_iter().filter(|c| local_naive(*c) == wall);
+    preimages.next() == Some(t) && preimages.next().is_none()
 }
 
 /// `datetime.fromtimestamp(t)` truncated to whole seconds: the microseconds
 /// are rounded half-even first, which may carry into the next second.
 fn whole_seconds(t: f64) -> i64 {
-    let secs = t.floor();
-    let micros = ((t - secs) * 1e6).round_ties_even();
-    secs as i64 + i64::from(micros >= 1e6)
+    let mut secs = t as i64;
+    if (secs as f64) > t {
+        secs -= 1;
+    }
+    // the microseconds round (half to even) up to a full second
+    secs + i64::from((t - secs as f64) * 1e6 >= 999_999.5)
 }
 
 impl Clock for LocalClock {
@@ -762,18 +803,26 @@ impl Clock for LocalClock {
     }
 
     fn mktime(&self, naive: i64) -> Result<f64, DateError> {
-        // the offset to UTC never changes inside a minute
         let minute = naive.div_euclid(60);
+        let seconds = naive.rem_euclid(60);
         let slot = &self.minutes[minute.rem_euclid(MKTIME_SLOTS as i64) as usize];
-        let (key, base) = slot.get();
-        let base = if key == minute {
-            base
-        } else {
-            let base = mktime(minute * 60)?;
-            slot.set((minute, base));
-            base
-        };
-        Ok(base + naive.rem_euclid(60) as f64)
+        let (key, base, unique) = slot.get();
+        if key == minute && unique {
+            if LAST_LOCAL.load(Ordering::Relaxed) != naive {
+                LAST_LOCAL.store(naive, Ordering::Relaxed);
+            }
+            return Ok(base + seconds as f64);
+        }
+        let last = LAST_LOCAL.load(Ordering::Relaxed);
+        if last != i64::MIN && last != LAST_CALLED.load(Ordering::Relaxed) {
+            // glibc's starting offset is that of the last conversion
+            mktime(last)?;
+        }
+        let t = mktime(naive)?;
+        LAST_LOCAL.store(naive, Ordering::Relaxed);
+        let start = t as i64 - seconds;
+        slot.set((minute, start as f64, unique_local_time(minute * 60, start)));
+        Ok(t)
     }
 }
 
@@ -986,23 +1035,20 @@ pub(crate) fn groups_to_time<'a, C: Clock>(
             Field::Hour12 => {
                 hour = int!(text);
                 let ampm = if plan.has_ampm {
-                    match value(plan.fields.len()) {
-                        Some(p) => p.to_lowercase(),
-                        None => {
-                            return Err(DateError::Uncaught(
-                                "AttributeError: 'NoneType' object has no attribute 'lower'"
-                                    .to_string(),
-                            ));
-                        }
-                    }
+                    value(plan.fields.len()).ok_or_else(|| {
+                        DateError::Uncaught(
+                            "AttributeError: 'NoneType' object has no attribute 'lower'"
+                                .to_string(),
+                        )
+                    })?
                 } else {
-                    String::new()
+                    ""
                 };
-                if ampm.is_empty() || ampm == "am" {
+                if ampm.is_empty() || name_index(&["am"], ampm).is_some() {
                     if hour == 12 {
                         hour = 0;
                     }
-                } else if ampm == "pm" && hour != 12 {
+                } else if name_index(&["pm"], ampm).is_some() && hour != 12 {
                     hour += 12;
                 }
             }
@@ -1165,7 +1211,15 @@ mod tests {
         assert_eq!(err("%*d"), "* wants int");
         assert_eq!(
             err("é%é"),
-            "unsupported format character 'é' (0xe9) at index 2"
+            "unsupported format character '?' (0xe9) at index 2"
+        );
+        assert_eq!(
+            err("100% %H"),
+            "unsupported format character '%' (0x25) at index 5"
+        );
+        assert_eq!(
+            err("%(Y)i"),
+            "%i format: a real number is required, not str"
         );
     }
 
@@ -1202,6 +1256,15 @@ mod tests {
             Err(ZoneError::Unknown("XYZ".to_string()))
         );
         assert_eq!(zone_abbreviations().count(), ZONE_TABLE.len());
+    }
+
+    #[test]
+    fn now_rounds_like_fromtimestamp() {
+        assert_eq!(whole_seconds(5.0), 5);
+        assert_eq!(whole_seconds(1.999_999_4), 1);
+        assert_eq!(whole_seconds(1.999_999_6), 2);
+        assert_eq!(whole_seconds(-0.5), -1);
+        assert_eq!(whole_seconds(1_124_013_600.25), 1_124_013_600);
     }
 
     #[test]
