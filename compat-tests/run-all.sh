@@ -46,7 +46,12 @@ samples --title "(fail2ban 1.0.2)" --config "$REF102_CONFIG" --logs "$REF102_FIL
 
 if [ -n "${UPSTREAM_CONFIG:-}" ]; then
     step "sample logs: fail2ban upstream"
-    samples --title "(fail2ban upstream)" --config "$UPSTREAM_CONFIG" --logs "$UPSTREAM_FILES/logs" "${TEST_CONFIG[@]}"
+    # the zzz-sshd-obsolete-multiline test filter of the 1.0.2 package predates
+    # upstream's sshd-session lines, and upstream's own copy is not part of
+    # the reference tree: it is skipped there (it has no annotations of its
+    # own; the sshd test checks every sshd annotation)
+    samples --title "(fail2ban upstream)" --config "$UPSTREAM_CONFIG" --logs "$UPSTREAM_FILES/logs" \
+        "${TEST_CONFIG[@]}" --skip zzz-sshd-obsolete-multiline
 else
     echo "upstream tree not available (see refs.py output above): skipped"
 fi

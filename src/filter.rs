@@ -601,9 +601,15 @@ impl Filter {
                 let fail = if pre_groups.is_empty() {
                     fail
                 } else {
+                    // fail2ban 1.0.2 lets a failregex group that did not take
+                    // part in the match (None) overwrite the prefregex's value of
+                    // the same name, losing e.g. an address the prefix captured
+                    // (a lost failure, fixed upstream in 1.1): keep the value.
                     let mut merged = pre_groups.clone();
                     for (k, v) in fail.iter() {
-                        merged.set(k, v.clone());
+                        if *v != Value::None || !merged.contains(k) {
+                            merged.set(k, v.clone());
+                        }
                     }
                     merged
                 };

@@ -9,7 +9,8 @@
 //! checks, time frozen at 2005-08-14 12:00 CEST), and prints a per-filter
 //! table.  Exit status 1 when any annotation fails.
 //!
-//! Usage: `samples --config DIR --logs DIR [--test-config DIR] [--only NAME]... [--verbose]`
+//! Usage: `samples --config DIR --logs DIR [--test-config DIR] [--only NAME]...
+//! [--skip NAME]... [--verbose] [--title TEXT]`
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -591,6 +592,7 @@ fn main() {
     let mut logs: Option<PathBuf> = None;
     let mut test_config: Option<PathBuf> = None;
     let mut only: Vec<String> = Vec::new();
+    let mut skip: Vec<String> = Vec::new();
     let mut verbose = false;
     let mut title = String::new();
     let mut it = args.into_iter();
@@ -600,6 +602,7 @@ fn main() {
             "--logs" => logs = it.next().map(PathBuf::from),
             "--test-config" => test_config = it.next().map(PathBuf::from),
             "--only" => only.extend(it.next()),
+            "--skip" => skip.extend(it.next()),
             "--title" => title = it.next().unwrap_or_default(),
             "--verbose" => verbose = true,
             other => {
@@ -645,6 +648,10 @@ fn main() {
     if !only.is_empty() {
         tests.retain(|(n, _)| only.contains(n));
     }
+    for n in &skip {
+        println!("skipped: {n}");
+    }
+    tests.retain(|(n, _)| !skip.contains(n));
     let mut distinct: HashSet<(String, usize)> = HashSet::new();
     let mut total_failed_filters = 0;
     let mut rows = Vec::new();
