@@ -349,7 +349,7 @@ fn neighbour_states(t: &Tail) -> [bool; 4] {
             [
                 false,
                 set.contains(0x0A),
-                set.intersects(&word),
+                set.intersects(word),
                 set.intersects(&other),
             ]
         }
@@ -488,7 +488,7 @@ fn class_states(set: &CharSet) -> Option<[bool; 4]> {
         }
     };
     // indexed by ABSENT, NEWLINE, WORD and the other characters
-    Some([false, state(&newline)?, state(&word)?, state(&other)?])
+    Some([false, state(&newline)?, state(word)?, state(&other)?])
 }
 
 /// The mask of a look-around made only of position tests and single
