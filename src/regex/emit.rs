@@ -559,8 +559,9 @@ fn push_char(out: &mut String, c: u32) {
 
 const NEVER: &str = r"[^\x{0}-\x{10FFFF}]";
 
-/// Writes a character set as a class (or a single character).
-fn push_set(out: &mut String, set: &CharSet) {
+/// Writes a character set as a class (or a single character); `positive`
+/// forbids the negated form.
+fn push_set(out: &mut String, set: &CharSet, positive: bool) {
     let surrogates = CharSet::from_ranges(&[(0xD800, 0xDFFF)]);
     let valid = set.minus(&surrogates);
     if valid.is_empty() {
@@ -575,7 +576,7 @@ fn push_set(out: &mut String, set: &CharSet) {
         return;
     }
     let complement = valid.negate().minus(&surrogates);
-    let (neg, ranges) = if complement.ranges().len() < ranges.len() {
+    let (neg, ranges) = if !positive && complement.ranges().len() < ranges.len() {
         (true, complement.ranges().to_vec())
     } else {
         (false, ranges.to_vec())
@@ -676,9 +677,13 @@ fn emit_with(parsed: &Parsed, target: Target, ascii_only: bool) -> Emitted {
 impl<'a> Emitter<'a> {
     fn push_set(&self, out: &mut String, set: &CharSet) {
         if self.ascii_only {
-            push_set(out, &set.intersect(&CharSet::from_ranges(&[(0, 0x7F)])));
+            push_set(
+                out,
+                &set.intersect(&CharSet::from_ranges(&[(0, 0x7F)])),
+                true,
+            );
         } else {
-            push_set(out, set);
+            push_set(out, set, false);
         }
     }
 
@@ -984,7 +989,7 @@ impl<'a> Emitter<'a> {
                 } = self.target
                 {
                     let mut w = String::new();
-                    push_set(&mut w, category_set(Category::Word, ascii));
+                    push_set(&mut w, category_set(Category::Word, ascii), false);
                     if non {
                         let _ = write!(
                             out,

@@ -24,6 +24,12 @@ fn span(pattern: &str, text: &str) -> Option<(usize, usize)> {
 }
 
 #[test]
+fn compiled_patterns_can_be_shared_between_threads() {
+    fn shared<T: Send + Sync>(_: &T) {}
+    shared(&PyRegex::new("a").unwrap());
+}
+
+#[test]
 fn parse_errors_have_python_messages_and_positions() {
     for (p, msg) in [
         ("a(b", "missing ), unterminated subpattern at position 1"),
