@@ -739,6 +739,7 @@ pub(crate) trait Clock {
     fn mktime(&self, naive: i64) -> Result<f64, DateError>;
 }
 
+/// Cached minutes (the index is 4 bits of a hash).
 const MKTIME_SLOTS: usize = 16;
 
 /// The process clock (`crate::mytime::now()`, the C library's local time),
@@ -805,7 +806,10 @@ impl Clock for LocalClock {
     fn mktime(&self, naive: i64) -> Result<f64, DateError> {
         let minute = naive.div_euclid(60);
         let seconds = naive.rem_euclid(60);
-        let slot = &self.minutes[minute.rem_euclid(MKTIME_SLOTS as i64) as usize];
+        // Fibonacci hashing: minutes a whole number of years apart must not
+        // share a slot
+        let index = (minute as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 60;
+        let slot = &self.minutes[index as usize];
         let (key, base, unique) = slot.get();
         if key == minute && unique {
             if LAST_LOCAL.load(Ordering::Relaxed) != naive {

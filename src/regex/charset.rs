@@ -72,11 +72,25 @@ impl CharSet {
         self.ranges.is_empty()
     }
 
-    /// Union.
+    /// Union (a linear merge of the two range lists).
     pub(super) fn union(&self, other: &CharSet) -> CharSet {
-        let mut all = self.ranges.clone();
-        all.extend_from_slice(&other.ranges);
-        CharSet::from_ranges(&all)
+        let (a, b) = (&self.ranges, &other.ranges);
+        let mut out: Vec<(u32, u32)> = Vec::with_capacity(a.len() + b.len());
+        let (mut i, mut j) = (0, 0);
+        while i < a.len() || j < b.len() {
+            let next = if j >= b.len() || (i < a.len() && a[i].0 <= b[j].0) {
+                i += 1;
+                a[i - 1]
+            } else {
+                j += 1;
+                b[j - 1]
+            };
+            match out.last_mut() {
+                Some(last) if next.0 <= last.1.saturating_add(1) => last.1 = last.1.max(next.1),
+                _ => out.push(next),
+            }
+        }
+        CharSet { ranges: out }
     }
 
     /// Complement within all code points.
@@ -153,7 +167,7 @@ pub(super) fn is_identifier(name: &str) -> bool {
 }
 
 /// A class escape category (`\d \D \s \S \w \W`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub(super) enum Category {
     Digit,
     NotDigit,
@@ -164,25 +178,29 @@ pub(super) enum Category {
 }
 
 /// The members of a category, Unicode (`str` patterns) or ASCII (`(?a)`).
-pub(super) fn category_set(cat: Category, ascii: bool) -> CharSet {
-    let base = |unicode: &[(u32, u32)], asc: &[(u32, u32)]| {
-        CharSet::from_ranges(if ascii { asc } else { unicode })
-    };
-    match cat {
-        Category::Digit => base(tables::DIGIT, &[(0x30, 0x39)]),
-        Category::NotDigit => category_set(Category::Digit, ascii).negate(),
-        Category::Space => base(tables::SPACE, &[(0x09, 0x0D), (0x20, 0x20)]),
-        Category::NotSpace => category_set(Category::Space, ascii).negate(),
-        Category::Word => base(
-            tables::WORD,
-            &[(0x30, 0x39), (0x41, 0x5A), (0x5F, 0x5F), (0x61, 0x7A)],
-        ),
-        Category::NotWord => category_set(Category::Word, ascii).negate(),
-    }
+pub(super) fn category_set(cat: Category, ascii: bool) -> &'static CharSet {
+    static SETS: [OnceLock<CharSet>; 12] = [const { OnceLock::new() }; 12];
+    let idx = cat as usize * 2 + usize::from(ascii);
+    SETS[idx].get_or_init(|| {
+        let base = |unicode: &[(u32, u32)], asc: &[(u32, u32)]| {
+            CharSet::from_ranges(if ascii { asc } else { unicode })
+        };
+        match cat {
+            Category::Digit => base(tables::DIGIT, &[(0x30, 0x39)]),
+            Category::NotDigit => category_set(Category::Digit, ascii).negate(),
+            Category::Space => base(tables::SPACE, &[(0x09, 0x0D), (0x20, 0x20)]),
+            Category::NotSpace => category_set(Category::Space, ascii).negate(),
+            Category::Word => base(
+                tables::WORD,
+                &[(0x30, 0x39), (0x41, 0x5A), (0x5F, 0x5F), (0x61, 0x7A)],
+            ),
+            Category::NotWord => category_set(Category::Word, ascii).negate(),
+        }
+    })
 }
 
 /// One member of a bracket class, as Python's parser records it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub(super) enum ClassItem {
     Lit(u32),
     Range(u32, u32),
@@ -309,6 +327,11 @@ pub(super) fn literal_set(c: u32, mode: CaseMode) -> CharSet {
 /// The characters a bracket class matches, following `_optimize_charset`
 /// and the `IN` / `IN_IGNORE` / `IN_UNI_IGNORE` matchers.
 pub(super) fn class_set(items: &[ClassItem], negate: bool, mode: CaseMode, ascii: bool) -> CharSet {
+    if let [ClassItem::Cat(cat)] = items {
+        // a category alone is never lowered (no cased member)
+        let set = category_set(*cat, ascii);
+        return if negate { set.negate() } else { set.clone() };
+    }
     let mut bmp: Vec<(u32, u32)> = Vec::new();
     let mut tail = CharSet::empty();
     let mut cased = false;
@@ -374,7 +397,7 @@ pub(super) fn class_set(items: &[ClassItem], negate: bool, mode: CaseMode, ascii
                     };
                 }
             }
-            ClassItem::Cat(cat) => tail = tail.union(&category_set(cat, ascii)),
+            ClassItem::Cat(cat) => tail = tail.union(category_set(cat, ascii)),
         }
     }
     let target = CharSet::from_ranges(&bmp).union(&tail);

@@ -890,7 +890,7 @@ fn random_patterns_agree_with_python() {
     let mut rng = Rng(0x2545_F491_4F6C_DD1D);
     let mut cases = Vec::new();
     let mut skipped = 0;
-    let alphabet = ["a", "b", "c", " ", "\n", "é", "A", "-"];
+    let alphabet = ["a", "b", "c", " ", "\n", "é", "A", "-", "\u{301}", "²"];
     for _ in 0..3000 {
         let mut g = Gen {
             rng: Rng(rng.next() | 1),

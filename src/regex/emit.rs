@@ -19,11 +19,15 @@
 //! dropped.  Both rewrites are exact as long as the haystack passes the
 //! caller's newline and word-character checks.
 
-use super::charset::{CaseMode, Category, CharSet, any_set, category_set, class_set, literal_set};
+use super::charset::{
+    CaseMode, Category, CharSet, ClassItem, any_set, category_set, class_set, literal_set,
+};
 use super::parse::{
     ASCII, At, DOTALL, IGNORECASE, Item, MAXREPEAT, MULTILINE, Parsed, RepeatKind, Seq, UNICODE,
     width,
 };
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::fmt::Write;
 
 /// Which engine a pattern is written for.
@@ -103,6 +107,9 @@ pub(super) struct Emitted {
     /// Whether a loop whose body can match empty occurs (sre's rule for
     /// empty iterations differs from both engines').
     pub nullable_loop: bool,
+    /// Number of capture slots of the pattern (two per group, group 0
+    /// included).
+    pub slots: usize,
 }
 
 /// What is known of the character just before a position.
@@ -186,14 +193,49 @@ fn is_ascii_mode(flags: u32) -> bool {
 
 /// The characters a single-character item matches, if it is one.
 fn item_set(item: &Item, flags: u32) -> Option<CharSet> {
+    let key = match item {
+        Item::Literal(c) => SetKey::Lit(*c, false),
+        Item::NotLiteral(c) => SetKey::Lit(*c, true),
+        Item::Any => SetKey::Any,
+        Item::In { negate, items } => SetKey::In(*negate, items.clone()),
+        _ => return None,
+    };
+    let flags = flags & (IGNORECASE | DOTALL | UNICODE);
+    SET_CACHE.with(|cache| {
+        let mut cache = cache.borrow_mut();
+        if cache.len() > 4096 {
+            cache.clear();
+        }
+        Some(
+            cache
+                .entry((key, flags))
+                .or_insert_with(|| compute_item_set(item, flags))
+                .clone(),
+        )
+    })
+}
+
+/// A character item, as the key of the set cache.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum SetKey {
+    Lit(u32, bool),
+    Any,
+    In(bool, Vec<ClassItem>),
+}
+
+thread_local! {
+    static SET_CACHE: RefCell<HashMap<(SetKey, u32), CharSet>> = RefCell::new(HashMap::new());
+}
+
+fn compute_item_set(item: &Item, flags: u32) -> CharSet {
     let mode = case_mode(flags);
-    Some(match item {
+    match item {
         Item::Literal(c) => literal_set(*c, mode),
         Item::NotLiteral(c) => literal_set(*c, mode).negate(),
         Item::Any => any_set(flags & DOTALL != 0),
         Item::In { negate, items } => class_set(items, *negate, mode, is_ascii_mode(flags)),
-        _ => return None,
-    })
+        _ => CharSet::empty(),
+    }
 }
 
 fn seq_tail(seq: &[Item], flags: u32, prev: &Tail) -> Tail {
@@ -307,7 +349,7 @@ fn neighbour_states(t: &Tail) -> [bool; 4] {
             [
                 false,
                 set.contains(0x0A),
-                set.intersects(&word),
+                set.intersects(word),
                 set.intersects(&other),
             ]
         }
@@ -446,7 +488,7 @@ fn class_states(set: &CharSet) -> Option<[bool; 4]> {
         }
     };
     // indexed by ABSENT, NEWLINE, WORD and the other characters
-    Some([false, state(&newline)?, state(&word)?, state(&other)?])
+    Some([false, state(&newline)?, state(word)?, state(&other)?])
 }
 
 /// The mask of a look-around made only of position tests and single
@@ -505,15 +547,21 @@ fn push_char(out: &mut String, c: u32) {
     match char::from_u32(c) {
         Some(ch) if ch.is_ascii_alphanumeric() || ch == '_' => out.push(ch),
         _ => {
-            let _ = write!(out, "\\x{{{c:X}}}");
+            out.push_str("\\x{");
+            let digits = (32 - c.leading_zeros()).div_ceil(4).max(1);
+            for k in (0..digits).rev() {
+                out.push(char::from_digit((c >> (4 * k)) & 0xF, 16).unwrap_or('0'));
+            }
+            out.push('}');
         }
     }
 }
 
 const NEVER: &str = r"[^\x{0}-\x{10FFFF}]";
 
-/// Writes a character set as a class (or a single character).
-fn push_set(out: &mut String, set: &CharSet) {
+/// Writes a character set as a class (or a single character); `positive`
+/// forbids the negated form.
+fn push_set(out: &mut String, set: &CharSet, positive: bool) {
     let surrogates = CharSet::from_ranges(&[(0xD800, 0xDFFF)]);
     let valid = set.minus(&surrogates);
     if valid.is_empty() {
@@ -528,7 +576,7 @@ fn push_set(out: &mut String, set: &CharSet) {
         return;
     }
     let complement = valid.negate().minus(&surrogates);
-    let (neg, ranges) = if complement.ranges().len() < ranges.len() {
+    let (neg, ranges) = if !positive && complement.ranges().len() < ranges.len() {
         (true, complement.ranges().to_vec())
     } else {
         (false, ranges.to_vec())
@@ -622,15 +670,20 @@ fn emit_with(parsed: &Parsed, target: Target, ascii_only: bool) -> Emitted {
     let mut out = String::new();
     e.seq(&mut out, &parsed.seq, &ctx);
     e.res.pattern = out;
+    e.res.slots = 2 * e.next_group;
     e.res
 }
 
 impl<'a> Emitter<'a> {
     fn push_set(&self, out: &mut String, set: &CharSet) {
         if self.ascii_only {
-            push_set(out, &set.intersect(&CharSet::from_ranges(&[(0, 0x7F)])));
+            push_set(
+                out,
+                &set.intersect(&CharSet::from_ranges(&[(0, 0x7F)])),
+                true,
+            );
         } else {
-            push_set(out, set);
+            push_set(out, set, false);
         }
     }
 
@@ -936,7 +989,7 @@ impl<'a> Emitter<'a> {
                 } = self.target
                 {
                     let mut w = String::new();
-                    push_set(&mut w, &category_set(Category::Word, ascii));
+                    push_set(&mut w, category_set(Category::Word, ascii), false);
                     if non {
                         let _ = write!(
                             out,

@@ -21,9 +21,9 @@
 //!   construct sits inside a loop, atomic groups, possessive repeats), and
 //!   starts at the relaxed match's start: Python cannot match earlier.
 //!
-//! The crate form is built twice: with full classes, and (on first use)
-//! with every class cut down to ASCII for haystacks without other
-//! characters, whose automata are far smaller (captures cost about half).
+//! The crate form is built twice: with every class cut down to ASCII, for
+//! haystacks without other characters (far smaller automata: faster to
+//! build, captures cost about half), and, on first use, with full classes.
 //!
 //! Semantics reproduced by hand: Python's `$` (end, or before a final
 //! `\n`: the fast form uses `(?m:$)`, exact when the haystack's only `\n`
@@ -220,9 +220,11 @@ pub struct PyRegex {
     groups: usize,
     names: Vec<(String, usize)>,
     parsed: parse::Parsed,
-    crate_re: Option<meta::Regex>,
-    /// The crate form for ASCII haystacks (built on first use).
-    ascii_re: OnceLock<Option<meta::Regex>>,
+    /// The crate form for ASCII haystacks.
+    ascii_re: Option<meta::Regex>,
+    /// The crate form for other haystacks (built on first use).
+    unicode_pattern: String,
+    unicode_re: OnceLock<Option<meta::Regex>>,
     slot_len: usize,
     /// Crate-form group of each Python group.
     py_groups: Vec<usize>,
@@ -267,9 +269,9 @@ impl PyRegex {
         let parsed =
             parse::parse(pattern, flags.bits()).map_err(|e| Error::new(e.msg, e.pos, pattern))?;
         let em: Emitted = emit::emit(&parsed, Target::Crate);
-        let crate_re = build_crate(&em.pattern);
+        let ascii_re = build_crate(&emit::emit_ascii(&parsed).pattern);
         let mut checks = Vec::with_capacity(em.checks.len());
-        let mut compiled_all = crate_re.is_some();
+        let mut compiled_all = ascii_re.is_some();
         for c in &em.checks {
             let cc = match c {
                 Check::Dollar { marker } => Some(CompiledCheck::Dollar { marker: *marker }),
@@ -325,9 +327,10 @@ impl PyRegex {
             groups: parsed.groups,
             names: parsed.names.clone(),
             parsed,
-            slot_len: crate_re.as_ref().map_or(0, |r| r.group_info().slot_len()),
-            crate_re,
-            ascii_re: OnceLock::new(),
+            slot_len: em.slots,
+            ascii_re,
+            unicode_pattern: em.pattern,
+            unicode_re: OnceLock::new(),
             py_groups,
             checks,
             mode,
@@ -338,7 +341,7 @@ impl PyRegex {
             non_boundary: em.non_boundary,
             fancy: Default::default(),
         };
-        if re.crate_re.is_none() && re.fancy_form(true, true).is_none() {
+        if re.ascii_re.is_none() && re.fancy_form(true, true).is_none() {
             return Err(Error::new(
                 "pattern too large for the regex engines".into(),
                 None,
@@ -410,14 +413,10 @@ impl PyRegex {
             .as_ref()
     }
 
-    fn ascii_form(&self) -> Option<&meta::Regex> {
-        self.ascii_re
-            .get_or_init(|| {
-                let em = emit::emit_ascii(&self.parsed);
-                build_crate(&em.pattern).filter(|re| re.group_info().slot_len() == self.slot_len)
-            })
+    fn unicode_form(&self) -> Option<&meta::Regex> {
+        self.unicode_re
+            .get_or_init(|| build_crate(&self.unicode_pattern))
             .as_ref()
-            .or(self.crate_re.as_ref())
     }
 
     /// Whether the haystack has characters on which Python's word
@@ -449,9 +448,9 @@ impl PyRegex {
             };
         let empty_non_boundary = self.non_boundary && hay.is_empty();
         let crate_re = if ascii {
-            self.ascii_form()
+            self.ascii_re.as_ref()
         } else {
-            self.crate_re.as_ref()
+            self.unicode_form()
         };
         let re = match crate_re {
             Some(re) if words_ok && !empty_non_boundary => re,

@@ -24,6 +24,12 @@ fn span(pattern: &str, text: &str) -> Option<(usize, usize)> {
 }
 
 #[test]
+fn compiled_patterns_can_be_shared_between_threads() {
+    fn shared<T: Send + Sync>(_: &T) {}
+    shared(&PyRegex::new("a").unwrap());
+}
+
+#[test]
 fn parse_errors_have_python_messages_and_positions() {
     for (p, msg) in [
         ("a(b", "missing ), unterminated subpattern at position 1"),
@@ -327,6 +333,14 @@ fn speed() {
             "host CRON[2222]: pam_unix(cron:session): session closed for user root here\n",
         ),
     ];
+    let start = Instant::now();
+    for (_, pattern) in &cases {
+        assert!(PyRegex::new(pattern).is_ok());
+    }
+    println!(
+        "compile: {:.0} us per pattern",
+        start.elapsed().as_micros() as f64 / cases.len() as f64
+    );
     let iterations = 200_000u32;
     let mut py_cases = Vec::new();
     println!(
