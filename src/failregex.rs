@@ -300,6 +300,9 @@ pub struct Regex {
     alt_values: Vec<(String, String)>,
     tuple_values: Vec<(String, String)>,
     skiplines: Vec<usize>,
+    /// For a prefregex `^P(?P<content>.+)$`: `P.` compiled, which finds the
+    /// same content start without capturing the (long) content.
+    content_tail: Option<PyRegex>,
 }
 
 /// Which buffered lines a match covered, as indices into the original lines.
@@ -350,13 +353,50 @@ impl Regex {
         let skiplines = (0..)
             .map_while(|k| re.group_index(&format!("skiplines{k}")))
             .collect();
+        let content_tail = if multiline {
+            None
+        } else {
+            content_tail(&expanded)
+        };
         Ok(Regex {
             expanded,
             re,
             alt_values,
             tuple_values,
             skiplines,
+            content_tail,
         })
+    }
+
+    /// Searches `buf` and returns the group dictionary of the match
+    /// (for prefregexes: no line bookkeeping needed).
+    ///
+    /// A prefregex of the shape `^P(?P<content>.+)$` (21 shipped filters)
+    /// is searched as `^P.` when the buffer's only `\n` is its last byte:
+    /// `.+$` then succeeds exactly where `.` does (one non-newline
+    /// character follows), so the backtracking priority picks the same path
+    /// through `P`, and the content is the rest of the line.  This avoids
+    /// capturing the content, the costliest part of the search.
+    pub fn search_groups(&self, buf: &str) -> Option<Groups> {
+        if let Some(tail) = &self.content_tail
+            && memchr::memchr(b'\n', buf.as_bytes()).is_some_and(|i| i + 1 == buf.len())
+        {
+            let caps = tail.search(buf)?;
+            let (_, end) = caps.span();
+            let last = buf[..end].chars().next_back().map_or(0, char::len_utf8);
+            let content = &buf[end - last..buf.len() - 1];
+            let mut fail = Groups(
+                tail.group_names()
+                    .iter()
+                    .map(|(name, i)| (name.clone(), span_value(buf, caps.get(*i))))
+                    .collect(),
+            );
+            fail.0.push(("content".to_string(), Value::Str(content.to_string())));
+            self.merge_complex_groups(&mut fail);
+            return Some(fail);
+        }
+        let caps = self.re.search(buf)?;
+        Some(self.groups(buf, &caps))
     }
 
     /// The effective regex text (tags expanded).
@@ -441,14 +481,15 @@ impl Regex {
             self.re
                 .group_names()
                 .iter()
-                .map(|(name, i)| {
-                    let v = caps
-                        .get(*i)
-                        .map_or(Value::None, |(s, e)| Value::Str(buf[s..e].to_string()));
-                    (name.clone(), v)
-                })
+                .map(|(name, i)| (name.clone(), span_value(buf, caps.get(*i))))
                 .collect(),
         );
+        self.merge_complex_groups(&mut fail);
+        fail
+    }
+
+    /// Applies the `alt_` and `tuple_` group rules to a group dictionary.
+    fn merge_complex_groups(&self, fail: &mut Groups) {
         for (k, n) in &self.alt_values {
             let v = fail.get(k).cloned().unwrap_or(Value::None);
             if v.truthy() && !fail.truthy(n) {
@@ -466,7 +507,6 @@ impl Regex {
             };
             fail.set(n, Value::Tuple(t));
         }
-        fail
     }
 
     /// The text of a named group of a match.
@@ -474,6 +514,58 @@ impl Regex {
         let i = self.re.group_index(name)?;
         caps.get(i).map(|(s, e)| &buf[s..e])
     }
+}
+
+/// The value of a group span.
+fn span_value(buf: &str, span: Option<(usize, usize)>) -> Value {
+    span.map_or(Value::None, |(s, e)| Value::Str(buf[s..e].to_string()))
+}
+
+/// For an expanded prefregex `^P(?P<content>.+)$` whose `P` has no
+/// top-level alternative and does not refer to `content`, compiles `^P.`.
+fn content_tail(expanded: &str) -> Option<PyRegex> {
+    let head = expanded.strip_suffix("(?P<content>.+)$")?;
+    if !head.starts_with('^') || head.contains("content") || has_top_level_bar(head) {
+        return None;
+    }
+    PyRegex::new(&format!("{head}.")).ok()
+}
+
+/// Whether a regex text has a `|` outside any group or class (or ends
+/// inside one: then it is not a complete regex and no rewrite is done).
+fn has_top_level_bar(re: &str) -> bool {
+    let mut depth = 0i32;
+    let mut in_class = false;
+    let mut chars = re.chars().peekable();
+    let mut class_start = false;
+    while let Some(c) = chars.next() {
+        if c == '\\' {
+            chars.next();
+            class_start = false;
+            continue;
+        }
+        if in_class {
+            if c == ']' && !class_start {
+                in_class = false;
+            }
+            class_start = class_start && c == '^';
+            continue;
+        }
+        match c {
+            '[' => {
+                in_class = true;
+                class_start = true;
+            }
+            '(' => depth += 1,
+            ')' => depth -= 1,
+            '|' if depth == 0 => return true,
+            _ => {}
+        }
+        if depth < 0 {
+            return true;
+        }
+    }
+    depth != 0 || in_class
 }
 
 /// Strips a trailing `_<digits>` (the `(?:_\d+)?` of fail2ban's complex
@@ -604,6 +696,30 @@ mod tests {
         assert!(fail_regex("^<HOST>$", None, false, UseDns::Warn).is_ok());
         let e = Regex::new("  ", false, UseDns::Warn).unwrap_err();
         assert_eq!(e.0, "Cannot add empty regex");
+    }
+
+    #[test]
+    fn content_tail_gives_the_same_groups() {
+        let pre = Regex::new(
+            r"^(?:\[\])?\s*(?:\S+\s+)?(?:(?P<d>asterisk)\[\d+\]:\s+)?(?:NOTICE|WARNING)\[\d+\]:? [^:]+:\d*(?: [^:]+:)? <F-CONTENT>.+</F-CONTENT>$",
+            false,
+            UseDns::Raw,
+        )
+        .unwrap();
+        assert!(pre.content_tail.is_some());
+        for line in [
+            "[] NOTICE[1234]: chan_sip.c:24310 handle_request_register: Registration from 'x' failed\n",
+            "[] host asterisk[12]: WARNING[77] chan_sip.c: a: b: c\n",
+            "[] NOTICE[1]: x.c:\n",
+            "[] VERBOSE[1]: x.c: y\n",
+            "[] NOTICE[1]: a: b\nc\n",
+        ] {
+            let slow = pre.re.search(line).map(|c| pre.groups(line, &c));
+            assert_eq!(pre.search_groups(line), slow, "{line:?}");
+        }
+        assert!(has_top_level_bar("^a|b"));
+        assert!(!has_top_level_bar(r"^(?:a|b)[|]\|"));
+        assert!(content_tail(r"^a|b(?P<content>.+)$").is_none());
     }
 
     #[test]

@@ -497,8 +497,6 @@ impl Filter {
     ) -> Vec<FailResult> {
         let mut fail_list = Vec::new();
         self.ignore_hits.clear();
-        self.pref_matched = false;
-        self.pref_groups = None;
         let defcidr = if self.usedns == UseDns::Raw || self.return_raw_host {
             CIDR_RAW
         } else {
@@ -528,11 +526,13 @@ impl Filter {
             }
             let mut pre_groups = Groups::new();
             if let Some(pre) = &self.prefregex {
-                let Some(m) = pre.search(&buf, &org) else {
+                let Some(groups) = pre.search_groups(&buf) else {
+                    self.pref_matched = false;
                     break 'done;
                 };
                 self.pref_matched = true;
-                pre_groups = pre.groups(&buf, &m.caps);
+                pre_groups = groups;
+                self.pref_groups = None;
                 if self.keep_pref_groups {
                     let mut shown = pre_groups.clone();
                     shown.pop("content");
