@@ -391,7 +391,8 @@ impl Regex {
                     .map(|(name, i)| (name.clone(), span_value(buf, caps.get(*i))))
                     .collect(),
             );
-            fail.0.push(("content".to_string(), Value::Str(content.to_string())));
+            fail.0
+                .push(("content".to_string(), Value::Str(content.to_string())));
             self.merge_complex_groups(&mut fail);
             return Some(fail);
         }

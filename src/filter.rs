@@ -143,6 +143,208 @@ enum CurrentBuffer {
     Replaced(Vec<TupleLine>),
 }
 
+/// A log line after date detection: split around its date text, with its
+/// time (`None` when it has none), and whether no date was found in it.
+#[derive(Debug, Clone)]
+pub struct Dated {
+    pub tuple: TupleLine,
+    pub date: Option<Timestamp>,
+    pub no_date: bool,
+}
+
+/// Logs a warning at most once a day per key (fail2ban's `_logWarnOnce`);
+/// repeats go to the trace level.
+fn log_warn_once(
+    next: &mut HashMap<&'static str, f64>,
+    jail: &str,
+    key: &'static str,
+    msgs: &[String],
+) {
+    let now = mytime::now();
+    if now < next.get(key).copied().unwrap_or(0.0) {
+        for m in msgs {
+            log::trace!("{m}");
+        }
+    } else {
+        next.insert(key, now + 24.0 * 60.0 * 60.0);
+        for m in msgs {
+            log::warn!("[{jail}] {m}");
+        }
+    }
+}
+
+/// The date-finding half of a filter: the date detector and the "last
+/// date" state fail2ban keeps for undated continuation lines.  It depends
+/// only on the sequence of lines, so it can run ahead of the rest.
+pub struct Dater {
+    date_detector: Option<DateDetector>,
+    logtimezone: Option<String>,
+    last_date: Option<Timestamp>,
+    last_time_text: String,
+    find_time: f64,
+    check_find_time: bool,
+    in_operation: bool,
+    next_warn: HashMap<&'static str, f64>,
+    jail_name: String,
+}
+
+impl Dater {
+    fn new(jail_name: String) -> Dater {
+        Dater {
+            date_detector: Some(DateDetector::new()),
+            ..Dater::without_detector(jail_name)
+        }
+    }
+
+    fn without_detector(jail_name: String) -> Dater {
+        Dater {
+            date_detector: None,
+            logtimezone: None,
+            last_date: None,
+            last_time_text: String::new(),
+            find_time: 600.0,
+            check_find_time: true,
+            in_operation: true,
+            next_warn: HashMap::new(),
+            jail_name,
+        }
+    }
+
+    /// The date detector (`None` for journal lines).
+    pub fn date_detector(&self) -> Option<&DateDetector> {
+        self.date_detector.as_ref()
+    }
+
+    fn set_datepattern(&mut self, pattern: Option<&str>) -> Result<(), FilterError> {
+        self.date_detector = match pattern {
+            None => None,
+            Some(p) => {
+                let mut dd = crate::dates::set_datepattern(p)?;
+                dd.set_default_tz(self.logtimezone.as_deref())?;
+                Some(dd)
+            }
+        };
+        Ok(())
+    }
+
+    fn set_logtimezone(&mut self, tz: Option<&str>) -> Result<(), FilterError> {
+        if let Some(t) = tz {
+            crate::dates::validate_time_zone(t)?;
+        }
+        self.logtimezone = tz.map(str::to_string);
+        if let Some(dd) = self.date_detector.as_mut() {
+            dd.set_default_tz(tz)?;
+        }
+        Ok(())
+    }
+
+    fn with_last_date_text(&self, line: &str) -> TupleLine {
+        let n = self.last_time_text.len();
+        TupleLine::new(format!("{}{}", self.last_time_text, line), 0, n)
+    }
+
+    /// Finds and cuts the date of a raw line (the first half of fail2ban's
+    /// `processLine`); `None` when the line is too old to be considered.
+    pub fn date_line(&mut self, line: &str) -> Result<Option<Dated>, LineError> {
+        let mut no_date = false;
+        let mut date: Option<Timestamp> = None;
+        let now = mytime::now();
+        let tuple = match self
+            .date_detector
+            .as_mut()
+            .and_then(|dd| dd.match_time(line))
+        {
+            Some(tm) => {
+                let (s, e) = tm.span();
+                let mut tuple = TupleLine::new(line.to_string(), s, e);
+                if s < e {
+                    let dd = self.date_detector.as_ref().expect("detector");
+                    match dd.get_time(line, &tm).map_err(LineError::Date)? {
+                        Some(t) => {
+                            date = Some(t);
+                            if self.last_time_text != line[s..e] {
+                                self.last_time_text.clear();
+                                self.last_time_text.push_str(&line[s..e]);
+                            }
+                            self.last_date = Some(t);
+                        }
+                        None => {
+                            log::error!("findFailure failed to parse timeText: {}", &line[s..e])
+                        }
+                    }
+                } else if let Some(last) = self.last_date.filter(|d| d.as_f64() > now - 60.0) {
+                    tuple = self.with_last_date_text(line);
+                    date = Some(last);
+                } else {
+                    date = Some(Timestamp::Float(now));
+                }
+                tuple
+            }
+            None => TupleLine::plain(line.to_string()),
+        };
+        let mut tuple = tuple;
+        if date.is_none() {
+            no_date = true;
+            if let Some(last) = self.last_date.filter(|d| d.as_f64() > now - 60.0) {
+                tuple = self.with_last_date_text(line);
+                date = Some(last);
+            } else if self.check_find_time && self.in_operation {
+                date = Some(Timestamp::Float(now));
+            }
+        }
+        if self.check_find_time
+            && let Some(d) = date
+        {
+            if self.in_operation {
+                let delta = (d.as_f64() - now) as i64;
+                if delta.abs() > 60 {
+                    let msg = format!(
+                        "Detected a log entry {} {} the current time in operation mode. This looks like a {} problem. Treating such entries as if they just happened.",
+                        mytime::seconds2str(delta.abs() as f64),
+                        if delta < 0 { "before" } else { "after" },
+                        if (-3300..0).contains(&delta) {
+                            "latency"
+                        } else {
+                            "timezone"
+                        }
+                    );
+                    let msg2 = format!(
+                        "Please check a jail for a timing issue. Line with odd timestamp: {line}"
+                    );
+                    log_warn_once(
+                        &mut self.next_warn,
+                        &self.jail_name,
+                        "sim_by_time",
+                        &[msg, msg2],
+                    );
+                    date = Some(Timestamp::Float(now));
+                    self.last_date = date;
+                }
+            } else if d.as_f64() < now - self.find_time {
+                let msg = format!(
+                    "Ignoring all log entries older than {}s; these are probably messages generated while fail2ban was not running.",
+                    mytime::num_str(self.find_time)
+                );
+                let msg2 = format!(
+                    "Please check a jail for a timing issue. Line with odd timestamp: {line}"
+                );
+                log_warn_once(
+                    &mut self.next_warn,
+                    &self.jail_name,
+                    "ign_by_time",
+                    &[msg, msg2],
+                );
+                return Ok(None);
+            }
+        }
+        Ok(Some(Dated {
+            tuple,
+            date,
+            no_date,
+        }))
+    }
+}
+
 /// A filter: regexes, date detection, buffers and the multi-line state.
 pub struct Filter {
     usedns: UseDns,
@@ -151,12 +353,8 @@ pub struct Filter {
     ignoreregex: Vec<Regex>,
     maxlines: usize,
     line_buffer: Vec<TupleLine>,
-    date_detector: Option<DateDetector>,
-    logtimezone: Option<String>,
-    last_date: Option<Timestamp>,
-    last_time_text: String,
+    dater: Dater,
     mlfid_cache: MlfidCache,
-    find_time: f64,
     next_warn: HashMap<&'static str, f64>,
     /// Return the failure id text as is (fail2ban-regex `-r`).
     pub return_raw_host: bool,
@@ -164,10 +362,8 @@ pub struct Filter {
     pub check_all_regex: bool,
     /// Do not report failures without id (multi-line pending ones).
     pub ignore_pending: bool,
-    /// Ignore lines older than `findtime` and clamp odd dates.
-    pub check_find_time: bool,
-    /// Tailing new lines (as opposed to reading existing content).
-    pub in_operation: bool,
+    /// Skip matches without a time (the server; fail2ban-regex keeps them).
+    check_find_time: bool,
     /// Remember the prefregex groups of the last line (fail2ban-regex -v).
     pub keep_pref_groups: bool,
     /// The jail's name, for log messages.
@@ -195,18 +391,13 @@ impl Filter {
             ignoreregex: Vec::new(),
             maxlines: 1,
             line_buffer: Vec::new(),
-            date_detector: Some(DateDetector::new()),
-            logtimezone: None,
-            last_date: None,
-            last_time_text: String::new(),
+            dater: Dater::new("~jailless~".to_string()),
             mlfid_cache: MlfidCache::new(),
-            find_time: 600.0,
             next_warn: HashMap::new(),
             return_raw_host: false,
             check_all_regex: false,
             ignore_pending: true,
             check_find_time: true,
-            in_operation: true,
             keep_pref_groups: false,
             jail_name: "~jailless~".to_string(),
             pref_matched: false,
@@ -280,41 +471,38 @@ impl Filter {
     }
 
     pub fn set_find_time(&mut self, seconds: f64) {
-        self.find_time = seconds;
+        self.dater.find_time = seconds;
     }
 
     pub fn find_time(&self) -> f64 {
-        self.find_time
+        self.dater.find_time
     }
 
     /// Replaces the date detector by one built from `pattern` (lines of
     /// templates), or removes it (`None`, for journal lines).
     pub fn set_datepattern(&mut self, pattern: Option<&str>) -> Result<(), FilterError> {
-        self.date_detector = match pattern {
-            None => None,
-            Some(p) => {
-                let mut dd = crate::dates::set_datepattern(p)?;
-                dd.set_default_tz(self.logtimezone.as_deref())?;
-                Some(dd)
-            }
-        };
-        Ok(())
+        self.dater.set_datepattern(pattern)
     }
 
     pub fn date_detector(&self) -> Option<&DateDetector> {
-        self.date_detector.as_ref()
+        self.dater.date_detector.as_ref()
     }
 
     /// Sets `logtimezone` (validated as fail2ban does).
     pub fn set_logtimezone(&mut self, tz: Option<&str>) -> Result<(), FilterError> {
-        if let Some(t) = tz {
-            crate::dates::validate_time_zone(t)?;
-        }
-        self.logtimezone = tz.map(str::to_string);
-        if let Some(dd) = self.date_detector.as_mut() {
-            dd.set_default_tz(tz)?;
-        }
-        Ok(())
+        self.dater.set_logtimezone(tz)
+    }
+
+    /// Whether lines older than `findtime` are dropped and odd dates
+    /// replaced by now (the server; fail2ban-regex turns it off).
+    pub fn set_check_find_time(&mut self, on: bool) {
+        self.check_find_time = on;
+        self.dater.check_find_time = on;
+    }
+
+    /// Tailing new lines (as opposed to reading existing content).
+    pub fn set_in_operation(&mut self, on: bool) {
+        self.dater.in_operation = on;
     }
 
     /// The current line buffer (multi-line mode bookkeeping).
@@ -338,113 +526,50 @@ impl Filter {
     }
 
     fn log_warn_once(&mut self, key: &'static str, msgs: &[String]) {
-        let now = mytime::now();
-        if now < self.next_warn.get(key).copied().unwrap_or(0.0) {
-            for m in msgs {
-                log::trace!("{m}");
-            }
-        } else {
-            self.next_warn.insert(key, now + 24.0 * 60.0 * 60.0);
-            for m in msgs {
-                log::warn!("[{}] {m}", self.jail_name);
-            }
-        }
+        log_warn_once(&mut self.next_warn, &self.jail_name, key, msgs);
     }
 
     /// Splits the date from a raw log line and looks for failures
     /// (fail2ban's `processLine` without a given date).
     pub fn process_line(&mut self, line: &str) -> Result<Vec<FailResult>, LineError> {
-        let mut no_date = false;
-        let mut date: Option<Timestamp> = None;
-        let now = mytime::now();
-        let tuple = match self
-            .date_detector
-            .as_mut()
-            .and_then(|dd| dd.match_time(line))
-        {
-            Some(tm) => {
-                let (s, e) = tm.span();
-                let mut tuple = TupleLine::new(line.to_string(), s, e);
-                if s < e {
-                    let dd = self.date_detector.as_ref().expect("detector");
-                    match dd.get_time(line, &tm).map_err(LineError::Date)? {
-                        Some(t) => {
-                            date = Some(t);
-                            self.last_time_text = line[s..e].to_string();
-                            self.last_date = Some(t);
-                        }
-                        None => {
-                            log::error!("findFailure failed to parse timeText: {}", &line[s..e])
-                        }
-                    }
-                } else if let Some(last) = self.last_date.filter(|d| d.as_f64() > now - 60.0) {
-                    tuple = self.with_last_date_text(line);
-                    date = Some(last);
-                } else {
-                    date = Some(Timestamp::Float(now));
-                }
-                tuple
-            }
-            None => TupleLine::plain(line.to_string()),
-        };
-        let mut tuple = tuple;
-        if date.is_none() {
-            no_date = true;
-            if let Some(last) = self.last_date.filter(|d| d.as_f64() > now - 60.0) {
-                tuple = self.with_last_date_text(line);
-                date = Some(last);
-            } else if self.check_find_time && self.in_operation {
-                date = Some(Timestamp::Float(now));
-            }
+        match self.dater.date_line(line)? {
+            Some(d) => Ok(self.find_dated(d)),
+            None => Ok(Vec::new()),
         }
-        if self.check_find_time
-            && let Some(d) = date
-        {
-            if self.in_operation {
-                let delta = (d.as_f64() - now) as i64;
-                if delta.abs() > 60 {
-                    let msg = format!(
-                        "Detected a log entry {} {} the current time in operation mode. This looks like a {} problem. Treating such entries as if they just happened.",
-                        mytime::seconds2str(delta.abs() as f64),
-                        if delta < 0 { "before" } else { "after" },
-                        if (-3300..0).contains(&delta) {
-                            "latency"
-                        } else {
-                            "timezone"
-                        }
-                    );
-                    let msg2 = format!(
-                        "Please check a jail for a timing issue. Line with odd timestamp: {line}"
-                    );
-                    self.log_warn_once("sim_by_time", &[msg, msg2]);
-                    date = Some(Timestamp::Float(now));
-                    self.last_date = date;
-                }
-            } else if d.as_f64() < now - self.find_time {
-                let msg = format!(
-                    "Ignoring all log entries older than {}s; these are probably messages generated while fail2ban was not running.",
-                    mytime::num_str(self.find_time)
-                );
-                let msg2 = format!(
-                    "Please check a jail for a timing issue. Line with odd timestamp: {line}"
-                );
-                self.log_warn_once("ign_by_time", &[msg, msg2]);
-                return Ok(Vec::new());
-            }
-        }
-        Ok(self.find_failure(tuple, date, no_date))
     }
 
     /// Processes a line that comes already split, with its time (journal).
     pub fn process_tuple_line(&mut self, tuple: TupleLine, date: Timestamp) -> Vec<FailResult> {
-        self.last_time_text = tuple.date_text().to_string();
-        self.last_date = Some(date);
+        self.dater.last_time_text = tuple.date_text().to_string();
+        self.dater.last_date = Some(date);
         self.find_failure(tuple, Some(date), false)
     }
 
-    fn with_last_date_text(&self, line: &str) -> TupleLine {
-        let n = self.last_time_text.len();
-        TupleLine::new(format!("{}{}", self.last_time_text, line), 0, n)
+    /// Looks for failures in a line already dated by [`Dater::date_line`].
+    pub fn find_dated(&mut self, d: Dated) -> Vec<FailResult> {
+        self.find_failure(d.tuple, d.date, d.no_date)
+    }
+
+    /// The date-finding half of the filter.
+    pub fn dater(&self) -> &Dater {
+        &self.dater
+    }
+
+    /// The date-finding half of the filter, to configure it.
+    pub fn dater_mut(&mut self) -> &mut Dater {
+        &mut self.dater
+    }
+
+    /// Takes the date-finding half out (to run it on another thread); the
+    /// filter has no date detector until [`Filter::put_dater`].
+    pub fn take_dater(&mut self) -> Dater {
+        let jail = self.jail_name.clone();
+        std::mem::replace(&mut self.dater, Dater::without_detector(jail))
+    }
+
+    /// Puts a date-finding half back.
+    pub fn put_dater(&mut self, dater: Dater) {
+        self.dater = dater;
     }
 
     /// Runs the ignoreregexes over `buf`; returns the last index that hit.
@@ -517,7 +642,7 @@ impl Filter {
         tuple_lines_buf(&org, &mut buf);
         let mut buf_valid = true;
 
-        let result = 'done: {
+        'done: {
             if !self.ignoreregex.is_empty()
                 && self.ignoreregex.len() + 2 < self.failregex.len()
                 && self.ignore_line(&buf, &org, None, &mut current).is_some()
@@ -661,7 +786,6 @@ impl Filter {
                 }
             }
         };
-        let _ = result;
         self.line_buffer = match current {
             CurrentBuffer::Original => org,
             CurrentBuffer::Replaced(lines) => lines,

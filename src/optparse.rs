@@ -68,7 +68,7 @@ impl Parsed {
 
     /// An integer value (already validated).
     pub fn get_int(&self, dest: &str) -> Option<i64> {
-        self.get(dest).and_then(|v| parse_int(v))
+        self.get(dest).and_then(parse_int)
     }
 
     /// Whether a flag was set (`StoreTrue`) or cleared (`StoreFalse`):

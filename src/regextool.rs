@@ -16,7 +16,7 @@ use std::time::Instant;
 use crate::config;
 use crate::dates::Timestamp;
 use crate::failregex::{Groups, Value};
-use crate::filter::{FailResult, Filter, LineError, py_str, value_to_py};
+use crate::filter::{Dated, FailResult, Filter, LineError, py_str, value_to_py};
 use crate::ipaddr::IpAddr;
 use crate::optparse::{self, Action, Opt, Stop};
 use crate::pyvalue::{PyValue, float_repr, str_repr};
@@ -300,7 +300,7 @@ impl Tool {
                 .set_logtimezone(Some(&tz))
                 .map_err(|e| e.to_string())?;
         }
-        tool.filter.check_find_time = false;
+        tool.filter.set_check_find_time(false);
         if let Some(dp) = tool.opts.datepattern.clone() {
             tool.set_datepattern(&dp)?;
         }
@@ -360,7 +360,6 @@ impl Tool {
                 }
             }
         }
-        let regexes: Vec<String>;
         if flt_file.is_some() {
             let config_dir = PathBuf::from(&self.opts.config);
             let standard = basedir == config_dir
@@ -485,21 +484,15 @@ impl Tool {
                 self.add_regex(false, &r)?;
             }
             return Ok(());
+        }
+        self.output(&format!("Use {label:>11} line : {}", shortstr(value, 53)));
+        let stat = vec![RegexStat::new(value)];
+        if fail {
+            self.failregex = stat;
         } else {
-            self.output(&format!("Use {label:>11} line : {}", shortstr(value, 53)));
-            regexes = vec![value.to_string()];
+            self.ignoreregex = stat;
         }
-        for r in &regexes {
-            if fail {
-                self.failregex = vec![RegexStat::new(r)];
-            } else {
-                self.ignoreregex = vec![RegexStat::new(r)];
-            }
-        }
-        for r in regexes {
-            self.add_regex(fail, &r)?;
-        }
-        Ok(())
+        self.add_regex(fail, value)
     }
 
     fn add_regex(&mut self, fail: bool, r: &str) -> Result<(), Fail> {
@@ -515,8 +508,11 @@ impl Tool {
         Ok(())
     }
 
-    /// fail2ban-regex's `testRegex` for one line.
-    fn test_line(&mut self, line: &str) -> Result<(Vec<FailResult>, bool), LineError> {
+    /// fail2ban-regex's `testRegex` for one line, dated by the [`Dater`].
+    fn test_line(
+        &mut self,
+        dated: Result<Option<Dated>, LineError>,
+    ) -> Result<(Vec<FailResult>, bool), LineError> {
         let multi = self.filter.maxlines() > 1;
         let org_buffer: Vec<crate::failregex::TupleLine> = if multi {
             self.filter.line_buffer().to_vec()
@@ -526,7 +522,10 @@ impl Tool {
         let full_buffer = org_buffer.len() >= self.filter.maxlines();
         self.line_ignored = false;
         let mut is_ignored = false;
-        let found = self.filter.process_line(line)?;
+        let found = match dated? {
+            Some(d) => self.filter.find_dated(d),
+            None => Vec::new(),
+        };
         if !self.filter.ignore_hits().is_empty() {
             self.line_ignored = true;
             for &i in self.filter.ignore_hits() {
@@ -592,67 +591,118 @@ impl Tool {
         Ok((ret, is_ignored || self.line_ignored))
     }
 
-    fn process<R: BufRead>(&mut self, lines: LineSource<R>) -> Result<(), Fail> {
+    /// Runs the lines through the filter.  Dating lines (reading, decoding,
+    /// the date detector) depends only on the lines themselves, so it runs
+    /// on a second thread ahead of the failure search.
+    fn process<R: BufRead + Send>(&mut self, lines: LineSource<R>) -> Result<(), Fail> {
         let t0 = Instant::now();
-        let out_fmt = self.opts.out.clone();
-        let mut lines = lines;
-        while let Some(raw) = lines.next_line() {
-            let line = raw.trim_end_matches(['\r', '\n']).to_string();
-            if line.starts_with('#') || line.is_empty() {
-                continue;
-            }
-            let (ret, is_ignored) = match self.test_line(&line) {
-                Ok(x) => x,
-                Err(e) => {
-                    self.out.flush().ok();
-                    eprintln!("Traceback (most recent call last):\nKeyError: {e}");
-                    return Err(Fail::Exit(1));
-                }
-            };
-            if let Some(fmt) = &out_fmt {
-                if !ret.is_empty() && !is_ignored {
-                    self.print_results(fmt, &ret);
-                }
-                continue;
-            }
-            let te = if self.opts.debuggex {
-                self.filter.line_buffer().last().map(|l| l.undated())
-            } else {
-                None
-            };
-            if is_ignored {
-                self.stats.ignored += 1;
-                if !self.opts.print_no_ignored
-                    && (self.opts.print_all_ignored
-                        || self.stats.ignored as i64 <= self.print_limit + 1)
-                {
-                    self.stats.ignored_lines.push(line.clone());
-                    if let Some(t) = te {
-                        self.stats.ignored_lines_te.push(t);
+        let mut dater = self.filter.take_dater();
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<Item>>(8);
+        let outcome = std::thread::scope(|scope| {
+            let producer = scope.spawn(move || {
+                let mut lines = lines;
+                let mut batch = Vec::with_capacity(BATCH);
+                while let Some(raw) = lines.next_line() {
+                    let line = raw.trim_end_matches(['\r', '\n']);
+                    if line.starts_with('#') || line.is_empty() {
+                        continue;
+                    }
+                    let dated = dater.date_line(line);
+                    let failed = dated.is_err();
+                    let orig = match &dated {
+                        Ok(Some(d)) if d.tuple.joined().len() == line.len() => None,
+                        _ => Some(line.to_string()),
+                    };
+                    batch.push(Item { dated, orig });
+                    if batch.len() == BATCH || failed {
+                        if tx.send(std::mem::take(&mut batch)).is_err() || failed {
+                            return dater;
+                        }
+                        batch.reserve(BATCH);
                     }
                 }
-            } else if !ret.is_empty() {
-                self.stats.matched += 1;
-                if self.opts.print_all_matched {
-                    self.stats.matched_lines.push(line.clone());
-                    if let Some(t) = te {
-                        self.stats.matched_lines_te.push(t);
-                    }
+                if !batch.is_empty() {
+                    let _ = tx.send(batch);
                 }
-            } else {
-                self.stats.missed += 1;
-                if !self.opts.print_no_missed
-                    && (self.opts.print_all_missed || self.stats.missed <= self.print_limit + 1)
-                {
-                    self.stats.missed_lines.push(line.clone());
-                    if let Some(t) = te {
-                        self.stats.missed_lines_te.push(t);
+                dater
+            });
+            let mut outcome = Ok(());
+            'batches: for batch in rx.iter() {
+                for item in batch {
+                    if let Err(e) = self.process_item(item) {
+                        outcome = Err(e);
+                        break 'batches;
                     }
                 }
             }
-            self.stats.tested += 1;
-        }
+            drop(rx);
+            let dater = producer.join().expect("line reader thread");
+            (outcome, dater)
+        });
+        let (outcome, dater) = outcome;
+        self.filter.put_dater(dater);
+        outcome?;
         self.elapsed = Some(t0.elapsed().as_secs_f64());
+        Ok(())
+    }
+
+    /// Tests one dated line and counts it.
+    fn process_item(&mut self, item: Item) -> Result<(), Fail> {
+        let line = match (&item.orig, &item.dated) {
+            (Some(orig), _) => orig.clone(),
+            (None, Ok(Some(d))) => d.tuple.joined().to_string(),
+            (None, _) => String::new(),
+        };
+        let (ret, is_ignored) = match self.test_line(item.dated) {
+            Ok(x) => x,
+            Err(e) => {
+                self.out.flush().ok();
+                eprintln!("Traceback (most recent call last):\nKeyError: {e}");
+                return Err(Fail::Exit(1));
+            }
+        };
+        if let Some(fmt) = self.opts.out.clone() {
+            if !ret.is_empty() && !is_ignored {
+                self.print_results(&fmt, &ret);
+            }
+            return Ok(());
+        }
+        let te = if self.opts.debuggex {
+            self.filter.line_buffer().last().map(|l| l.undated())
+        } else {
+            None
+        };
+        if is_ignored {
+            self.stats.ignored += 1;
+            if !self.opts.print_no_ignored
+                && (self.opts.print_all_ignored
+                    || self.stats.ignored as i64 <= self.print_limit + 1)
+            {
+                self.stats.ignored_lines.push(line);
+                if let Some(t) = te {
+                    self.stats.ignored_lines_te.push(t);
+                }
+            }
+        } else if !ret.is_empty() {
+            self.stats.matched += 1;
+            if self.opts.print_all_matched {
+                self.stats.matched_lines.push(line);
+                if let Some(t) = te {
+                    self.stats.matched_lines_te.push(t);
+                }
+            }
+        } else {
+            self.stats.missed += 1;
+            if !self.opts.print_no_missed
+                && (self.opts.print_all_missed || self.stats.missed <= self.print_limit + 1)
+            {
+                self.stats.missed_lines.push(line);
+                if let Some(t) = te {
+                    self.stats.missed_lines_te.push(t);
+                }
+            }
+        }
+        self.stats.tested += 1;
         Ok(())
     }
 
@@ -1055,6 +1105,16 @@ fn load_filter(
     }))
 }
 
+/// Lines handed from the reading thread to the testing one at a time.
+const BATCH: usize = 256;
+
+/// A line dated by the reading thread; `orig` is the raw line when it
+/// differs from the dated line's text (or there is no dated line).
+struct Item {
+    dated: Result<Option<Dated>, LineError>,
+    orig: Option<String>,
+}
+
 /// Whether fail2ban-regex treats a REGEX argument as a filter name/file.
 fn looks_like_filter(value: &str) -> bool {
     static RE: std::sync::OnceLock<PyRegex> = std::sync::OnceLock::new();
@@ -1149,7 +1209,7 @@ fn substitute_tags(fmt: &str, r: &FailResult, msg: &str) -> String {
         Some(v) => IpAddr::new(&py_str(v), crate::ipaddr::CIDR_UNSPEC).ok(),
         None => r.id.clone(),
     };
-    let time = r.time.map_or_else(|| crate::mytime::now(), |t| t.as_f64());
+    let time = r.time.map_or_else(crate::mytime::now, |t| t.as_f64());
     let esc = |v: String| v.replace('\x00', "\\x00");
     let out = tag_re.replace_all(fmt, |c: &regex::Captures| {
         let tag = &c[1];

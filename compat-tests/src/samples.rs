@@ -170,7 +170,7 @@ fn read_filter(
     let mut flt = Filter::new();
     flt.return_raw_host = true;
     flt.check_all_regex = true;
-    flt.check_find_time = false;
+    flt.set_check_find_time(false);
     for cmd in &stream {
         let PyValue::List(items) = cmd else { continue };
         let kind = items[0].to_py_str();
