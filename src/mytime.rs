@@ -136,7 +136,8 @@ mod tests {
     fn durations_print_like_fail2ban() {
         assert_eq!(seconds2str(86400.0 * 390.0), "1y 3w 4d");
         assert_eq!(seconds2str(86400.0 * 368.0), "1y 3d");
-        assert_eq!(seconds2str(86400.0 * 365.5), "1y");
+        // Python rounds 365.5 days half to even: 366 (its docstring says "1y")
+        assert_eq!(seconds2str(86400.0 * 365.5), "1y 1d");
         assert_eq!(
             seconds2str(86400.0 * 2.0 + 3600.0 * 7.0 + 900.0),
             "2d 7h 15m"
