@@ -9,7 +9,7 @@
 //! multi-line buffers, which buffered lines a match covered.
 
 use std::fmt;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use crate::ipaddr::{IpAddr, UseDns};
 use crate::regex::{Captures, Flags, PyRegex};
@@ -130,7 +130,7 @@ impl std::error::Error for RegexException {}
 /// text, text after it.  Stored as one string with two cut points.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct TupleLine {
-    text: String,
+    text: Arc<String>,
     a: usize,
     b: usize,
 }
@@ -138,12 +138,16 @@ pub struct TupleLine {
 impl TupleLine {
     /// `(text[..a], text[a..b], text[b..])`.
     pub fn new(text: String, a: usize, b: usize) -> TupleLine {
-        TupleLine { text, a, b }
+        TupleLine {
+            text: Arc::new(text),
+            a,
+            b,
+        }
     }
 
     /// A line with no date part.
     pub fn plain(text: String) -> TupleLine {
-        TupleLine { text, a: 0, b: 0 }
+        TupleLine::new(text, 0, 0)
     }
 
     /// The three parts.
@@ -234,7 +238,7 @@ impl Value {
 
 /// An insertion-ordered dictionary, as Python's `dict` of groups.
 #[derive(Debug, Clone, PartialEq, Default)]
-pub struct Groups(Vec<(String, Value)>);
+pub struct Groups(Vec<(Arc<str>, Value)>);
 
 impl Groups {
     pub fn new() -> Groups {
@@ -242,11 +246,11 @@ impl Groups {
     }
 
     pub fn get(&self, k: &str) -> Option<&Value> {
-        self.0.iter().find(|(n, _)| n == k).map(|(_, v)| v)
+        self.0.iter().find(|(n, _)| &**n == k).map(|(_, v)| v)
     }
 
     pub fn get_mut(&mut self, k: &str) -> Option<&mut Value> {
-        self.0.iter_mut().find(|(n, _)| n == k).map(|(_, v)| v)
+        self.0.iter_mut().find(|(n, _)| &**n == k).map(|(_, v)| v)
     }
 
     /// `get(k)` as a string, treating `None` and non-strings as absent.
@@ -263,13 +267,13 @@ impl Groups {
     pub fn set(&mut self, k: &str, v: Value) {
         match self.get_mut(k) {
             Some(slot) => *slot = v,
-            None => self.0.push((k.to_string(), v)),
+            None => self.0.push((Arc::from(k), v)),
         }
     }
 
     /// `d.pop(k, None)`.
     pub fn pop(&mut self, k: &str) -> Option<Value> {
-        let i = self.0.iter().position(|(n, _)| n == k)?;
+        let i = self.0.iter().position(|(n, _)| &**n == k)?;
         Some(self.0.remove(i).1)
     }
 
@@ -277,7 +281,7 @@ impl Groups {
         self.get(k).is_some()
     }
 
-    pub fn iter(&self) -> impl Iterator<Item = &(String, Value)> {
+    pub fn iter(&self) -> impl Iterator<Item = &(Arc<str>, Value)> {
         self.0.iter()
     }
 
@@ -296,6 +300,8 @@ pub struct Regex {
     /// The regex text after tag expansion and flag rewriting.
     expanded: String,
     re: PyRegex,
+    /// Named groups in definition order with their index.
+    names: Vec<(Arc<str>, usize)>,
     /// Group indices in definition order with their names.
     alt_values: Vec<(String, String)>,
     tuple_values: Vec<(String, String)>,
@@ -358,9 +364,15 @@ impl Regex {
         } else {
             content_tail(&expanded)
         };
+        let names = re
+            .group_names()
+            .iter()
+            .map(|(n, i)| (Arc::from(n.as_str()), *i))
+            .collect();
         Ok(Regex {
             expanded,
             re,
+            names,
             alt_values,
             tuple_values,
             skiplines,
@@ -386,13 +398,17 @@ impl Regex {
             let last = buf[..end].chars().next_back().map_or(0, char::len_utf8);
             let content = &buf[end - last..buf.len() - 1];
             let mut fail = Groups(
-                tail.group_names()
+                self.names
                     .iter()
-                    .map(|(name, i)| (name.clone(), span_value(buf, caps.get(*i))))
+                    .filter(|(name, _)| &**name != "content")
+                    .map(|(name, _)| {
+                        let i = tail.group_index(name).expect("group of the head");
+                        (name.clone(), span_value(buf, caps.get(i)))
+                    })
                     .collect(),
             );
             fail.0
-                .push(("content".to_string(), Value::Str(content.to_string())));
+                .push((Arc::from("content"), Value::Str(content.to_string())));
             self.merge_complex_groups(&mut fail);
             return Some(fail);
         }
@@ -479,8 +495,7 @@ impl Regex {
     /// merging).
     pub fn groups(&self, buf: &str, caps: &Captures) -> Groups {
         let mut fail = Groups(
-            self.re
-                .group_names()
+            self.names
                 .iter()
                 .map(|(name, i)| (name.clone(), span_value(buf, caps.get(*i))))
                 .collect(),

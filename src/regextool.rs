@@ -742,7 +742,7 @@ impl Tool {
                     let time = time_repr(r.time);
                     let mut shown = Groups::new();
                     for (k, v) in r.groups.iter() {
-                        if k != "matches" {
+                        if &**k != "matches" {
                             shown.set(k, v.clone());
                         }
                     }
@@ -1172,7 +1172,7 @@ fn time_repr(t: Option<Timestamp>) -> String {
 fn groups_repr(g: &Groups) -> String {
     PyValue::Dict(
         g.iter()
-            .map(|(k, v)| (PyValue::str(k.clone()), value_to_py(v)))
+            .map(|(k, v)| (PyValue::str(k.to_string()), value_to_py(v)))
             .collect(),
     )
     .repr()

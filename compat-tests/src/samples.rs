@@ -255,8 +255,13 @@ fn describe(r: &FailResult) -> String {
     let groups = PyValue::Dict(
         r.groups
             .iter()
-            .filter(|(k, _)| k != "matches")
-            .map(|(k, v)| (PyValue::str(k.clone()), fail2ban::filter::value_to_py(v)))
+            .filter(|(k, _)| &**k != "matches")
+            .map(|(k, v)| {
+                (
+                    PyValue::str(k.to_string()),
+                    fail2ban::filter::value_to_py(v),
+                )
+            })
             .collect(),
     );
     format!(
