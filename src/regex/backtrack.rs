@@ -19,23 +19,28 @@ use super::parse::{
     ASCII, At, DOTALL, IGNORECASE, Item, MAXREPEAT, MULTILINE, Parsed, RepeatKind, UNICODE,
 };
 
-/// A character test: ASCII bitmap plus sorted ranges for the rest.
+/// A character test: a table for ASCII bytes plus sorted ranges for the
+/// rest.
 #[derive(Debug, Clone)]
 struct Set {
-    ascii: u128,
+    /// Per byte: the ASCII character is in the set (`IN`), is not (`OUT`),
+    /// or the byte starts a longer character (`WIDE`).
+    bytes: Box<[u8; 256]>,
     ranges: Box<[(u32, u32)]>,
 }
 
+const OUT: u8 = 0;
+const IN: u8 = 1;
+const WIDE: u8 = 2;
+
 impl Set {
     fn new(set: &CharSet) -> Set {
-        let mut ascii = 0u128;
-        for &(a, b) in set.ranges() {
-            for c in a..=b.min(127) {
-                ascii |= 1 << c;
-            }
+        let mut bytes = Box::new([WIDE; 256]);
+        for (b, slot) in bytes.iter_mut().enumerate().take(128) {
+            *slot = if set.contains(b as u32) { IN } else { OUT };
         }
         Set {
-            ascii,
+            bytes,
             ranges: set
                 .ranges()
                 .iter()
@@ -48,7 +53,7 @@ impl Set {
     #[inline]
     fn contains(&self, c: u32) -> bool {
         if c < 128 {
-            self.ascii & (1 << c) != 0
+            self.bytes[c as usize] == IN
         } else {
             let i = self.ranges.partition_point(|&(_, b)| b < c);
             i < self.ranges.len() && self.ranges[i].0 <= c
@@ -73,6 +78,11 @@ enum AtCode {
 enum Op {
     Char {
         set: usize,
+        next: usize,
+    },
+    /// Consecutive literals matched case-sensitively, as UTF-8.
+    Text {
+        text: Box<[u8]>,
         next: usize,
     },
     At {
@@ -142,6 +152,9 @@ pub(super) struct Program {
     sets: Vec<Set>,
     start: usize,
     groups: usize,
+    /// Whether every match starts at the beginning of the text (the
+    /// pattern opens with a non-multiline `^` or `\A`).
+    pub(super) at_start: bool,
 }
 
 const SUCCESS: usize = 0;
@@ -149,11 +162,17 @@ const SUCCESS: usize = 0;
 impl Program {
     /// Compiles a parsed pattern (flags resolved as `re._compiler` does).
     pub(super) fn new(parsed: &Parsed) -> Program {
+        let at_start = match parsed.seq.first() {
+            Some(Item::At(At::BeginningString)) => true,
+            Some(Item::At(At::Beginning)) => parsed.flags & MULTILINE == 0,
+            _ => false,
+        };
         let mut p = Program {
             ops: vec![Op::Success],
             sets: Vec::new(),
             start: SUCCESS,
             groups: parsed.groups,
+            at_start,
         };
         p.start = p.seq(&parsed.seq, parsed.flags, SUCCESS, &parsed.widths);
         p
@@ -171,8 +190,27 @@ impl Program {
 
     fn seq(&mut self, seq: &[Item], flags: u32, next: usize, widths: &[(u64, u64)]) -> usize {
         let mut next = next;
-        for item in seq.iter().rev() {
-            next = self.item(item, flags, next, widths);
+        let mut i = seq.len();
+        while i > 0 {
+            // a run of plain literals becomes one text comparison
+            let mut j = i;
+            while j > 0 && plain_literal(&seq[j - 1], flags).is_some() {
+                j -= 1;
+            }
+            if i - j >= 2 {
+                let text: String = seq[j..i]
+                    .iter()
+                    .filter_map(|it| plain_literal(it, flags))
+                    .collect();
+                next = self.push(Op::Text {
+                    text: text.into_bytes().into_boxed_slice(),
+                    next,
+                });
+                i = j;
+                continue;
+            }
+            next = self.item(&seq[i - 1], flags, next, widths);
+            i -= 1;
         }
         next
     }
@@ -390,6 +428,16 @@ fn unit_set(item: &Item, flags: u32) -> Option<CharSet> {
     })
 }
 
+/// The character of a literal that matches only itself.
+fn plain_literal(item: &Item, flags: u32) -> Option<char> {
+    match item {
+        Item::Literal(c) if literal_set(*c, case_mode(flags)) == CharSet::single(*c) => {
+            char::from_u32(*c)
+        }
+        _ => None,
+    }
+}
+
 /// `re._compiler._simple`: a loop body that is one character (possibly in
 /// non-capturing groups) is run as `REPEAT_ONE`.
 fn simple_set(body: &[Item], flags: u32) -> Option<CharSet> {
@@ -599,24 +647,45 @@ impl<'a> Matcher<'a> {
     /// where they end.
     fn count(&self, set: usize, pos: usize, max: u32) -> (u32, usize) {
         let set = &self.prog.sets[set];
-        let (mut n, mut p) = (0u32, pos);
-        while n < max || max == MAXREPEAT {
-            match self.hay.get(p) {
-                Some(&b) if b < 0x80 => {
-                    if set.ascii & (1 << b) == 0 {
-                        break;
-                    }
-                    p += 1;
-                }
-                Some(_) => match self.next_char(p) {
+        let limit = if max == MAXREPEAT {
+            usize::MAX
+        } else {
+            max as usize
+        };
+        let (mut n, mut p) = (0usize, pos);
+        while n < limit {
+            let Some(&b) = self.hay.get(p) else { break };
+            match set.bytes[b as usize] {
+                IN => p += 1,
+                OUT => break,
+                _ => match self.next_char(p) {
                     Some((c, q)) if set.contains(c) => p = q,
                     _ => break,
                 },
-                None => break,
             }
             n += 1;
         }
-        (n, p)
+        (n as u32, p)
+    }
+
+    /// False when `pc` is a character test that fails at `pos` (sre's
+    /// look-ahead on the next literal or set: it only saves work).
+    #[inline]
+    fn may_start(&self, pc: usize, pos: usize) -> bool {
+        match &self.prog.ops[pc] {
+            Op::Char { set, .. } => match self.hay.get(pos) {
+                Some(&b) => match self.prog.sets[*set].bytes[b as usize] {
+                    IN => true,
+                    OUT => false,
+                    _ => self
+                        .next_char(pos)
+                        .is_some_and(|(c, _)| self.prog.sets[*set].contains(c)),
+                },
+                None => false,
+            },
+            Op::Text { text, .. } => self.hay.get(pos) == text.first(),
+            _ => true,
+        }
     }
 
     fn back_one(&self, pos: usize) -> usize {
@@ -650,6 +719,13 @@ impl<'a> Matcher<'a> {
                     }
                     _ => return false,
                 },
+                Op::Text { text, next } => {
+                    if !self.hay[pos..].starts_with(text) {
+                        return false;
+                    }
+                    pos += text.len();
+                    pc = *next;
+                }
                 Op::At { at, next } => {
                     if !self.at(*at, pos) {
                         return false;
@@ -760,6 +836,9 @@ impl<'a> Matcher<'a> {
         let lastmark = self.lastmark;
         let saved = self.repeat.map(|_| self.mark_push(lastmark));
         for &alt in alts {
+            if !self.may_start(alt, pos) {
+                continue;
+            }
             if self.run(alt, pos) {
                 if let Some(h) = saved {
                     self.stack.truncate(h);
@@ -789,16 +868,18 @@ impl<'a> Matcher<'a> {
         let lastmark = self.lastmark;
         let saved = self.repeat.map(|_| self.mark_push(lastmark));
         loop {
-            if self.run(next, p) {
-                if let Some(h) = saved {
-                    self.stack.truncate(h);
+            if self.may_start(next, p) {
+                if self.run(next, p) {
+                    if let Some(h) = saved {
+                        self.stack.truncate(h);
+                    }
+                    return true;
                 }
-                return true;
+                if let Some(h) = saved {
+                    self.mark_restore(h, lastmark);
+                }
+                self.lastmark = lastmark;
             }
-            if let Some(h) = saved {
-                self.mark_restore(h, lastmark);
-            }
-            self.lastmark = lastmark;
             if n == min {
                 break;
             }
@@ -828,16 +909,18 @@ impl<'a> Matcher<'a> {
         let lastmark = self.lastmark;
         let saved = self.repeat.map(|_| self.mark_push(lastmark));
         while max == MAXREPEAT || n <= max {
-            if self.run(next, p) {
-                if let Some(h) = saved {
-                    self.stack.truncate(h);
+            if self.may_start(next, p) {
+                if self.run(next, p) {
+                    if let Some(h) = saved {
+                        self.stack.truncate(h);
+                    }
+                    return true;
                 }
-                return true;
+                if let Some(h) = saved {
+                    self.mark_restore(h, lastmark);
+                }
+                self.lastmark = lastmark;
             }
-            if let Some(h) = saved {
-                self.mark_restore(h, lastmark);
-            }
-            self.lastmark = lastmark;
             let (k, q) = self.count(set, p, 1);
             if k == 0 {
                 break;

@@ -332,7 +332,12 @@ impl PyRegex {
             if caps.is_none() && exact {
                 return re.is_match(input);
             }
-            start = re.find(input).map(|m| m.start());
+            start = if self.program.at_start {
+                // the match can only start at `pos`: a yes/no suffices
+                re.is_match(input).then_some(pos)
+            } else {
+                re.find(input).map(|m| m.start())
+            };
             anchored = exact;
         }
         let Some(start) = start else {
