@@ -206,7 +206,9 @@ fn build_crate(pattern: &str) -> Option<meta::Regex> {
 }
 
 thread_local! {
-    static SCRATCH: RefCell<(Scratch, Vec<Option<usize>>)> = RefCell::new(Default::default());
+    /// The backtracker's buffers, and the spans `is_match` has no use for.
+    static SCRATCH: RefCell<Scratch> = RefCell::new(Scratch::default());
+    static SLOTS: RefCell<Vec<Option<usize>>> = const { RefCell::new(Vec::new()) };
 }
 
 impl PyRegex {
@@ -348,9 +350,9 @@ impl PyRegex {
         };
         match caps {
             Some(caps) => self.backtrack(hay, start, anchored, Some(&mut caps.slots)),
-            None => SCRATCH.with(|s| {
-                let (_, slots) = &mut *s.borrow_mut();
-                self.backtrack(hay, start, anchored, Some(slots))
+            None => SLOTS.with(|s| match s.try_borrow_mut() {
+                Ok(mut slots) => self.backtrack(hay, start, anchored, Some(&mut slots)),
+                Err(_) => self.backtrack(hay, start, anchored, None),
             }),
         }
     }
@@ -370,7 +372,7 @@ impl PyRegex {
                 hay,
                 start,
                 anchored,
-                &mut s.0,
+                &mut s,
                 slots.as_deref_mut(),
                 SHALLOW_DEPTH,
             ),
