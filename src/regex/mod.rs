@@ -192,9 +192,10 @@ impl fmt::Debug for PyRegex {
 
 const SIZE_LIMIT: usize = 256 << 20;
 
-/// Backtracking depth allowed on the caller's stack, and on the helper
-/// thread (with `DEEP_STACK` bytes of stack) a search that needs more gets.
-const SHALLOW_DEPTH: usize = 2_000;
+/// Backtracking depth allowed on the caller's stack (a level takes up to
+/// about 600 bytes in a debug build), and on the helper thread (with
+/// `DEEP_STACK` bytes of stack) a search that needs more gets.
+const SHALLOW_DEPTH: usize = 1_000;
 const DEEP_DEPTH: usize = 2_000_000;
 const DEEP_STACK: usize = 1 << 30;
 
