@@ -386,6 +386,14 @@ fn hand_written_cases_agree_with_python() {
             }
         }
     }
+    let long = format!("user {} from 192.0.2.1 port 22\n", "x y ".repeat(1500));
+    for p in [
+        r"^(?:(?! from ).)*$",
+        r"^user (?:(?! from ).)*? from (\S+)",
+        r"(?:ab|x |y )*from",
+    ] {
+        cases.push(Case::new(p, &long));
+    }
     for (flags, p) in [
         (
             Flags {
@@ -938,6 +946,9 @@ impl Gen {
     }
 }
 
+/// Random patterns tried (each with four texts).
+const ROUNDS: usize = 3000;
+
 #[test]
 fn random_patterns_agree_with_python() {
     if !python_available() {
@@ -946,7 +957,7 @@ fn random_patterns_agree_with_python() {
     let mut rng = Rng(0x2545_F491_4F6C_DD1D);
     let mut cases = Vec::new();
     let alphabet = ["a", "b", "c", " ", "\n", "é", "A", "-", "\u{301}", "²"];
-    for _ in 0..3000 {
+    for _ in 0..ROUNDS {
         let mut g = Gen {
             rng: Rng(rng.next() | 1),
             groups: 0,
@@ -959,7 +970,7 @@ fn random_patterns_agree_with_python() {
             dotall: rng.below(4) == 0,
         };
         for _ in 0..4 {
-            let len = rng.below(9);
+            let len = rng.below(16);
             let text: String = (0..len)
                 .map(|_| alphabet[rng.below(alphabet.len())])
                 .collect();
