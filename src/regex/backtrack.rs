@@ -712,13 +712,18 @@ impl<'a> Matcher<'a> {
                     self.end = pos;
                     return true;
                 }
-                Op::Char { set, next } => match self.next_char(pos) {
-                    Some((c, q)) if self.prog.sets[*set].contains(c) => {
-                        pos = q;
-                        pc = *next;
+                Op::Char { set, next } => {
+                    let set = &self.prog.sets[*set];
+                    match self.hay.get(pos).map(|&b| set.bytes[b as usize]) {
+                        Some(IN) => pos += 1,
+                        Some(WIDE) => match self.next_char(pos) {
+                            Some((c, q)) if set.contains(c) => pos = q,
+                            _ => return false,
+                        },
+                        _ => return false,
                     }
-                    _ => return false,
-                },
+                    pc = *next;
+                }
                 Op::Text { text, next } => {
                     if !self.hay[pos..].starts_with(text) {
                         return false;
@@ -936,6 +941,15 @@ impl<'a> Matcher<'a> {
 
     /// `REPEAT`: opens a repeat context and runs its `UNTIL`.
     fn repeat(&mut self, op: usize, pos: usize) -> bool {
+        if let Op::Repeat {
+            min: 0, body, next, ..
+        } = self.prog.ops[op]
+            && !self.may_start(body, pos)
+        {
+            // the body cannot start here: sre would try it, fail, and go on
+            // with the tail under the enclosing repeat, as done here
+            return self.run(next, pos);
+        }
         let idx = self.repeats.len();
         self.repeats.push(RepeatCtx {
             count: -1,

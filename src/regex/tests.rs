@@ -396,6 +396,46 @@ fn speed() {
             py_cases.push(serde_json::json!([pattern, text]));
         }
     }
+    // one line through a prefregex and 8 failregexes on its content
+    let pref_re = PyRegex::new(&pref).unwrap();
+    let content = pref_re.group_index("content").unwrap();
+    let fails: Vec<PyRegex> = [
+        format!(r"^[aA]uthentication (?:failure|error|failed) for (?P<user>.*) from {host}( via \S+)?{suff}$"),
+        format!(r"^User not known to the underlying authentication module for (?P<user>.*) from {host}{suff}$"),
+        format!(r"^Failed \b(?!publickey)\S+ for (?P<cond_inv>invalid user )?(?P<user>(?P<cond_user>\S+)|(?(cond_inv)(?:(?! from ).)*?|[^:]+)) from {host}(?: (?:port \d+|on \S+)){{0,2}}(?: ssh\d*)?(?(cond_user): |(?:(?:(?! from ).)*)$)"),
+        format!(r"^(?P<user>ROOT) LOGIN REFUSED FROM {host}"),
+        format!(r"^[iI](?:llegal|nvalid) user (?P<user>.*?) from {host}{suff}$"),
+        format!(r"^User (?P<user>\S+|.*?) from {host} not allowed because not listed in AllowUsers{suff}$"),
+        format!(r"^refused connect from \S+ \({host}\)"),
+        format!(r"^Received (?P<mlfforget>disconnect) from {host}(?: (?:port \d+|on \S+)){{0,2}}:\s*3: .*: Auth fail{suff}$"),
+    ]
+    .iter()
+    .map(|p| PyRegex::new(p).unwrap())
+    .collect();
+    for text in [
+        "host sshd[1234]: Failed password for invalid user admin from 192.0.2.7 port 22 ssh2\n",
+        "host sshd[1234]: Connection closed by 192.0.2.7 port 22 [preauth]\n",
+    ] {
+        let mut caps = Captures::default();
+        let mut fcaps = Captures::default();
+        let start = Instant::now();
+        let mut hits = 0u32;
+        for _ in 0..iterations {
+            let text = std::hint::black_box(text);
+            assert!(pref_re.search_into(text, 0, text.len(), &mut caps));
+            let (s, e) = caps.get(content).unwrap();
+            let body = &text[s..e];
+            for f in &fails {
+                if f.is_match(body) && f.search_into(body, 0, body.len(), &mut fcaps) {
+                    hits += 1;
+                    break;
+                }
+            }
+        }
+        let ns = start.elapsed().as_nanos() as f64 / iterations as f64;
+        let kind = if hits > 0 { "failure" } else { "no failure" };
+        println!("{:<24} {kind:<13} {ns:>10.0}", "prefregex + 8 failregex");
+    }
     let py = python_timings(&py_cases);
     for (i, (name, kind, ns)) in rows.iter().enumerate() {
         let p = py.get(i).copied().unwrap_or(f64::NAN);
