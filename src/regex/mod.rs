@@ -341,7 +341,7 @@ impl PyRegex {
             } else {
                 re.find(input).map(|m| m.start())
             };
-            anchored = exact;
+            anchored = exact || self.program.at_start;
         }
         let Some(start) = start else {
             if let Some(caps) = caps {
