@@ -1,23 +1,24 @@
-//! Translation of a parsed Python pattern into `regex`-crate and
-//! `fancy-regex` syntax.
+//! Translation of a parsed Python pattern into `regex`-crate syntax.
 //!
-//! Every character test is emitted as an explicit code-point class computed
-//! by [`super::charset`], so neither engine's `\w`, `\d`, `\s` or `(?i)` is
-//! ever relied on.  Two forms are produced:
+//! The translation serves the automaton that decides whether and where a
+//! pattern matches; the groups are left to [`super::backtrack`].  Every
+//! character test is emitted as an explicit code-point class computed by
+//! [`super::charset`], so neither the crate's `\w`, `\d`, `\s` nor its
+//! `(?i)` is relied on, and no group is emitted.
 //!
-//! * the *crate form* for the `regex` crate: exact wherever Python's
-//!   construct has a regular equivalent, otherwise *relaxed* (it accepts a
-//!   superset of Python's matches) with marker groups that let the caller
-//!   verify the relaxed parts on the match found (see `Check`);
-//! * the *fancy form* for `fancy-regex`, exact, used when a check fails or
-//!   cannot be made.
-//!
-//! Assertions whose truth depends only on the characters around the
-//! position (`(?=\b|\W|$)`, `(?=^|\b|\W)`, `(?!\w)` ...) are rewritten into
-//! the `regex` crate's half word boundaries and line anchors; a look-behind
-//! the preceding pattern always satisfies (fail2ban's IPv6 `(?<=:):`) is
-//! dropped.  Both rewrites are exact as long as the haystack passes the
-//! caller's newline and word-character checks.
+//! Constructs without a regular equivalent are *relaxed*: look-arounds
+//! dropped, a back-reference replaced by a copy of its group's pattern, a
+//! conditional by both branches, atomic groups and possessive repeats by
+//! plain ones.  The result accepts a superset of Python's matches, so its
+//! leftmost match start bounds Python's; the pattern is then marked
+//! inexact.  Two rewrites keep common look-arounds exact instead: one whose
+//! truth depends only on the characters next to the position
+//! (`(?=\b|\W|$)`, `(?=^|\b|\W)`, `(?!\w)` ...) becomes the crate's half
+//! word boundaries and line anchors, and a look-behind that the preceding
+//! pattern always satisfies (fail2ban's IPv6 `(?<=:):`) is dropped.
+//! Python's non-multiline `$` becomes `(?m:$)` and the word boundaries the
+//! crate's: both exact on the haystacks the caller checks for (no `\n`
+//! before the last character, no character whose word-ness differs).
 
 use super::charset::{
     CaseMode, Category, CharSet, ClassItem, any_set, category_set, class_set, literal_set,
@@ -30,86 +31,22 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 use std::fmt::Write;
 
-/// Which engine a pattern is written for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Target {
-    /// The `regex` crate: relaxed where needed, with checks.
-    Crate,
-    /// `fancy-regex`, exact.  `dollar_exact`: the haystack may hold a `\n`
-    /// before its last character; `word_exact`: the haystack may hold
-    /// characters on which Python's and the `regex` crate's `\w` disagree.
-    Fancy {
-        dollar_exact: bool,
-        word_exact: bool,
-    },
-}
-
-impl Target {
-    fn simple(self) -> bool {
-        matches!(
-            self,
-            Target::Crate
-                | Target::Fancy {
-                    dollar_exact: false,
-                    word_exact: false
-                }
-        )
-    }
-}
-
-/// A test made on a match of the relaxed crate form; all must hold for the
-/// match to be Python's.  Group numbers are crate-form group indexes.
-#[derive(Debug, Clone)]
-pub(super) enum Check {
-    /// Python's `$` (non-multiline) at the marker: at the end, or before a
-    /// final `\n`.
-    Dollar { marker: usize },
-    /// A look-around whose body is the crate pattern `body`.
-    Look {
-        marker: usize,
-        behind: bool,
-        negate: bool,
-        /// Body width in characters (look-behind).
-        width: usize,
-        body: String,
-    },
-    /// `(?:(?!X).)*`-style loop: no match of `body` may start inside the
-    /// span of group `span`.
-    Tempered { span: usize, body: String },
-    /// A back-reference: group `copy` must have matched the same text as
-    /// group `group`.
-    Backref { group: usize, copy: usize },
-    /// A conditional: the `yes` marker requires `group` set, the `no`
-    /// marker requires it unset.
-    Cond { group: usize, yes: usize, no: usize },
-}
-
 /// The result of an emission.
 #[derive(Debug, Clone, Default)]
 pub(super) struct Emitted {
     pub pattern: String,
-    /// Crate-form group of each Python group (index 0: the match).
-    pub py_groups: Vec<Option<usize>>,
-    pub checks: Vec<Check>,
-    /// Whether the checks decide every relaxed part.
-    pub verifiable: bool,
-    /// Whether `Dollar` checks cover every `$` (so the result stays exact
-    /// on haystacks with inner newlines).
-    pub nl_exact: bool,
-    /// Whether a non-multiline `$` occurs anywhere.
+    /// Whether the pattern matches exactly where Python's does (on
+    /// haystacks passing the newline and word checks), i.e. nothing was
+    /// relaxed.
+    pub exact: bool,
+    /// Whether a non-multiline `$` occurs (exact only without inner `\n`).
     pub uses_dollar: bool,
-    /// Whether `regex`-crate word boundaries were emitted (Unicode / ASCII
-    /// words).
+    /// Whether the crate's word boundaries were used for Unicode / ASCII
+    /// words.
     pub word_unicode: bool,
     pub word_ascii: bool,
-    /// Whether `\B` occurs (Python's `\B` never matches in an empty string).
+    /// Whether `\B` occurs (Python's `\B` never matches an empty string).
     pub non_boundary: bool,
-    /// Whether a loop whose body can match empty occurs (sre's rule for
-    /// empty iterations differs from both engines').
-    pub nullable_loop: bool,
-    /// Number of capture slots of the pattern (two per group, group 0
-    /// included).
-    pub slots: usize,
 }
 
 /// What is known of the character just before a position.
@@ -531,18 +468,6 @@ fn assert_mask(behind: bool, negate: bool, body: &[Item], flags: u32) -> Option<
     Some((if negate { !mask } else { mask }, dollar))
 }
 
-/// Whether a sequence uses only constructs the crate form renders exactly
-/// (given the haystack checks), and defines no group.
-fn is_plain(seq: &[Item]) -> bool {
-    seq.iter().all(|item| match item {
-        Item::Literal(_) | Item::NotLiteral(_) | Item::Any | Item::In { .. } | Item::At(_) => true,
-        Item::Branch(alts) => alts.iter().all(|a| is_plain(a)),
-        Item::Group { group, body, .. } => group.is_none() && is_plain(body),
-        Item::Repeat { kind, body, .. } => *kind != RepeatKind::Possessive && is_plain(body),
-        _ => false,
-    })
-}
-
 fn push_char(out: &mut String, c: u32) {
     match char::from_u32(c) {
         Some(ch) if ch.is_ascii_alphanumeric() || ch == '_' => out.push(ch),
@@ -601,24 +526,11 @@ fn push_set(out: &mut String, set: &CharSet, positive: bool) {
     out.push(']');
 }
 
-/// What an emission is for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Mode {
-    /// The pattern itself.
-    Main,
-    /// The body of a checked look-around: exact, without groups.
-    Body,
-    /// The copy of a group standing for a back-reference: a superset
-    /// (assertions dropped), without groups.
-    Copy,
-}
-
 struct Emitter<'a> {
     parsed: &'a Parsed,
-    target: Target,
-    next_group: usize,
     res: Emitted,
-    mode: Mode,
+    /// Emitting a group's copy for a back-reference: assertions dropped.
+    copy: bool,
     /// Whether the characters around each position are tracked (only
     /// needed to simplify look-arounds).
     track_tail: bool,
@@ -629,48 +541,38 @@ struct Emitter<'a> {
 #[derive(Clone)]
 struct Ctx {
     flags: u32,
-    /// Inside a repetition that may iterate more than once.
-    in_loop: bool,
     prev: Tail,
 }
 
-/// Emits `parsed` for `target`.
-pub(super) fn emit(parsed: &Parsed, target: Target) -> Emitted {
-    emit_with(parsed, target, false)
+/// Emits the crate form of `parsed`.
+pub(super) fn emit(parsed: &Parsed) -> Emitted {
+    emit_with(parsed, false)
 }
 
 /// Emits the crate form for haystacks of ASCII characters only: every
-/// class is cut down to its ASCII members (much smaller automata), group
-/// numbers and checks stay those of [`emit`]'s crate form.
+/// class is cut down to its ASCII members (much smaller automata).
 pub(super) fn emit_ascii(parsed: &Parsed) -> Emitted {
-    emit_with(parsed, Target::Crate, true)
+    emit_with(parsed, true)
 }
 
-fn emit_with(parsed: &Parsed, target: Target, ascii_only: bool) -> Emitted {
+fn emit_with(parsed: &Parsed, ascii_only: bool) -> Emitted {
     let mut e = Emitter {
         parsed,
-        target,
-        next_group: 1,
         res: Emitted {
-            py_groups: vec![None; parsed.groups + 1],
-            verifiable: true,
-            nl_exact: true,
+            exact: true,
             ..Emitted::default()
         },
-        mode: Mode::Main,
+        copy: false,
         track_tail: has_assert(&parsed.seq),
         ascii_only,
     };
-    e.res.py_groups[0] = Some(0);
     let ctx = Ctx {
         flags: parsed.flags,
-        in_loop: false,
         prev: Tail::unknown(),
     };
     let mut out = String::new();
     e.seq(&mut out, &parsed.seq, &ctx);
     e.res.pattern = out;
-    e.res.slots = 2 * e.next_group;
     e.res
 }
 
@@ -685,12 +587,6 @@ impl<'a> Emitter<'a> {
         } else {
             push_set(out, set, false);
         }
-    }
-
-    fn new_group(&mut self) -> usize {
-        let g = self.next_group;
-        self.next_group += 1;
-        g
     }
 
     fn seq(&mut self, out: &mut String, seq: &[Item], ctx: &Ctx) {
@@ -708,7 +604,7 @@ impl<'a> Emitter<'a> {
                     Tail::unknown()
                 };
                 self.assert(out, (*behind, *negate), body, &c, &next);
-            } else if !self.tempered(out, item, &c) {
+            } else {
                 self.item(out, item, &c);
             }
             if self.track_tail {
@@ -717,94 +613,7 @@ impl<'a> Emitter<'a> {
         }
     }
 
-    /// A negative look-ahead on a one-character loop body, checked as a
-    /// whole span in the crate form; returns whether it was emitted so.
-    fn tempered(&mut self, out: &mut String, item: &Item, ctx: &Ctx) -> bool {
-        self.try_tempered(out, item, ctx).is_some()
-    }
-
-    fn try_tempered(&mut self, out: &mut String, item: &Item, ctx: &Ctx) -> Option<()> {
-        if self.target != Target::Crate || self.mode != Mode::Main || ctx.in_loop {
-            return None;
-        }
-        let Item::Repeat {
-            kind,
-            min,
-            max,
-            body,
-        } = item
-        else {
-            return None;
-        };
-        let [
-            Item::Assert {
-                behind: false,
-                negate: true,
-                body: look,
-            },
-            ch,
-        ] = body.as_slice()
-        else {
-            return None;
-        };
-        let set = item_set(ch, ctx.flags)?;
-        if *kind == RepeatKind::Possessive
-            || !is_plain(look)
-            || assert_mask(false, true, look, ctx.flags).is_some()
-        {
-            return None;
-        }
-        let span = self.new_group();
-        let mut body_text = String::new();
-        let inner = Ctx {
-            flags: ctx.flags,
-            in_loop: false,
-            prev: Tail::unknown(),
-        };
-        let mut sub = self.sub_emitter(Mode::Body);
-        sub.seq(&mut body_text, look, &inner);
-        self.absorb(&sub);
-        out.push('(');
-        self.push_set(out, &set);
-        push_quant(out, *kind, *min, *max);
-        out.push(')');
-        self.res.checks.push(Check::Tempered {
-            span,
-            body: body_text,
-        });
-        Some(())
-    }
-
-    fn sub_emitter(&self, mode: Mode) -> Emitter<'a> {
-        Emitter {
-            parsed: self.parsed,
-            target: self.target,
-            next_group: 1,
-            res: Emitted {
-                verifiable: true,
-                nl_exact: true,
-                ..Emitted::default()
-            },
-            mode,
-            track_tail: false,
-            ascii_only: self.ascii_only,
-        }
-    }
-
-    /// Takes over the haystack requirements of a separately emitted body.
-    fn absorb(&mut self, sub: &Emitter<'_>) {
-        self.res.uses_dollar |= sub.res.uses_dollar;
-        self.res.word_unicode |= sub.res.word_unicode;
-        self.res.word_ascii |= sub.res.word_ascii;
-        self.res.non_boundary |= sub.res.non_boundary;
-        self.res.nullable_loop |= sub.res.nullable_loop;
-        if sub.res.uses_dollar {
-            // a `$` inside a checked body is only exact on simple haystacks
-            self.res.nl_exact = false;
-        }
-    }
-
-    fn alts(&mut self, out: &mut String, alts: &[Seq], ctx: &Ctx) {
+    fn alts(&mut self, out: &mut String, alts: &[&[Item]], ctx: &Ctx) {
         out.push_str("(?:");
         for (k, alt) in alts.iter().enumerate() {
             if k > 0 {
@@ -821,25 +630,16 @@ impl<'a> Emitter<'a> {
             return;
         }
         match item {
-            Item::Branch(alts) => self.alts(out, alts, ctx),
-            Item::Group {
-                group,
-                add,
-                del,
-                body,
-            } => {
+            Item::Branch(alts) => {
+                let alts: Vec<&[Item]> = alts.iter().map(|a| a.as_slice()).collect();
+                self.alts(out, &alts, ctx);
+            }
+            Item::Group { add, del, body, .. } => {
                 let inner = Ctx {
                     flags: combine_flags(ctx.flags, *add, *del),
                     ..ctx.clone()
                 };
-                match group {
-                    Some(g) if self.mode == Mode::Main => {
-                        let idx = self.new_group();
-                        self.res.py_groups[*g] = Some(idx);
-                        out.push('(');
-                    }
-                    _ => out.push_str("(?:"),
-                }
+                out.push_str("(?:");
                 self.seq(out, body, &inner);
                 out.push(')');
             }
@@ -856,19 +656,13 @@ impl<'a> Emitter<'a> {
                 body,
             } => self.assert(out, (*behind, *negate), body, ctx, &Tail::unknown()),
             Item::GroupRef(g) => self.groupref(out, *g, ctx),
-            Item::GroupRefExists {
-                group,
-                closed,
-                yes,
-                no,
-            } => self.conditional(out, *group, *closed, yes, no.as_deref(), ctx),
+            Item::GroupRefExists { yes, no, .. } => {
+                self.res.exact = false;
+                self.alts(out, &[yes, no.as_deref().unwrap_or(&[])], ctx);
+            }
             Item::Atomic(body) => {
-                if self.target == Target::Crate {
-                    self.res.verifiable &= self.mode != Mode::Main;
-                    out.push_str("(?:");
-                } else {
-                    out.push_str("(?>");
-                }
+                self.res.exact = false;
+                out.push_str("(?:");
                 self.seq(out, body, ctx);
                 out.push(')');
             }
@@ -885,127 +679,63 @@ impl<'a> Emitter<'a> {
         body: &[Item],
         ctx: &Ctx,
     ) {
-        let (lo, hi) = width(body, &self.parsed.widths);
-        if hi == 0 {
-            // a zero-width body: sre stops after one (empty) iteration
-            return self.zero_width_repeat(out, kind, min, max, body, ctx);
+        if kind == RepeatKind::Possessive {
+            self.res.exact = false;
         }
-        if max > 1 && lo == 0 {
-            self.res.nullable_loop = true;
-        }
-        let possessive = kind == RepeatKind::Possessive && self.target != Target::Crate;
-        if kind == RepeatKind::Possessive && self.target == Target::Crate {
-            self.res.verifiable &= self.mode != Mode::Main;
+        if max == 0 {
+            return;
         }
         let once = seq_tail(body, ctx.flags, &Tail::zero());
         let inner = Ctx {
             flags: ctx.flags,
-            in_loop: ctx.in_loop || max > 1,
             prev: ctx.prev.then(&Tail {
                 set: once.set,
                 may_be_empty: true,
             }),
         };
-        if possessive {
-            out.push_str("(?>");
+        if width(body, &self.parsed.widths).1 == 0 {
+            // a zero-width body: once if `min > 0`, else optional
+            out.push_str("(?:");
+            self.seq(out, body, &inner);
+            out.push_str(if min == 0 { ")?" } else { ")" });
+            return;
         }
         out.push_str("(?:");
         self.seq(out, body, &inner);
         out.push(')');
-        push_quant(
-            out,
-            if possessive { RepeatKind::Greedy } else { kind },
-            min,
-            max,
-        );
-        if possessive {
-            out.push(')');
-        }
-    }
-
-    /// `X{m,n}` for a zero-width `X`: once if `m > 0`, else optional.
-    fn zero_width_repeat(
-        &mut self,
-        out: &mut String,
-        kind: RepeatKind,
-        min: u32,
-        max: u32,
-        body: &[Item],
-        ctx: &Ctx,
-    ) {
-        if max == 0 {
-            return;
-        }
-        let atomic = kind == RepeatKind::Possessive && self.target != Target::Crate;
-        if kind == RepeatKind::Possessive && self.target == Target::Crate {
-            self.res.verifiable &= self.mode != Mode::Main;
-        }
-        out.push_str(if atomic { "(?>" } else { "(?:" });
-        if min == 0 && kind == RepeatKind::Lazy {
-            out.push('|');
-        }
-        self.seq(out, body, ctx);
-        if min == 0 && kind != RepeatKind::Lazy {
-            out.push('|');
-        }
-        out.push(')');
+        let lazy = if kind == RepeatKind::Lazy { "?" } else { "" };
+        let _ = match (min, max) {
+            (0, MAXREPEAT) => write!(out, "*{lazy}"),
+            (1, MAXREPEAT) => write!(out, "+{lazy}"),
+            (0, 1) => write!(out, "?{lazy}"),
+            (m, MAXREPEAT) => write!(out, "{{{m},}}{lazy}"),
+            (m, n) if m == n => write!(out, "{{{m}}}"),
+            (m, n) => write!(out, "{{{m},{n}}}{lazy}"),
+        };
     }
 
     fn at(&mut self, out: &mut String, at: At, ctx: &Ctx) {
-        if self.mode == Mode::Copy {
+        if self.copy {
             return;
         }
         let ml = ctx.flags & MULTILINE != 0;
-        let ascii = is_ascii_mode(ctx.flags);
         match at {
             At::Beginning if ml => out.push_str("(?m:^)"),
             At::Beginning | At::BeginningString => out.push_str(r"\A"),
             At::EndString => out.push_str(r"\z"),
-            At::End if ml => out.push_str("(?m:$)"),
             At::End => {
-                self.res.uses_dollar = true;
-                match self.target {
-                    Target::Fancy {
-                        dollar_exact: true, ..
-                    } => out.push_str(r"(?=\n?\z)"),
-                    Target::Fancy { .. } => out.push_str("(?m:$)"),
-                    Target::Crate => {
-                        if self.mode != Mode::Main || ctx.in_loop {
-                            self.res.nl_exact = false;
-                        } else {
-                            let marker = self.new_group();
-                            out.push_str("()");
-                            self.res.checks.push(Check::Dollar { marker });
-                        }
-                        out.push_str("(?m:$)");
-                    }
-                }
+                self.res.uses_dollar |= !ml;
+                out.push_str("(?m:$)");
             }
             At::Boundary | At::NonBoundary => {
                 let non = at == At::NonBoundary;
                 self.res.non_boundary |= non;
-                if let Target::Fancy {
-                    word_exact: true, ..
-                } = self.target
-                {
-                    let mut w = String::new();
-                    push_set(&mut w, category_set(Category::Word, ascii), false);
-                    if non {
-                        let _ = write!(
-                            out,
-                            r"(?:(?<={w})(?={w})|(?<!{w})(?!{w})(?:(?<=[\x{{0}}-\x{{10FFFF}}])|(?=[\x{{0}}-\x{{10FFFF}}])))"
-                        );
-                    } else {
-                        let _ = write!(out, r"(?:(?<={w})(?!{w})|(?<!{w})(?={w}))");
-                    }
+                if is_ascii_mode(ctx.flags) {
+                    self.res.word_ascii = true;
                 } else {
-                    if ascii {
-                        self.res.word_ascii = true;
-                    } else {
-                        self.res.word_unicode = true;
-                    }
-                    out.push_str(if non { r"\B" } else { r"\b" });
+                    self.res.word_unicode = true;
                 }
+                out.push_str(if non { r"\B" } else { r"\b" });
             }
         }
     }
@@ -1018,7 +748,7 @@ impl<'a> Emitter<'a> {
         ctx: &Ctx,
         next: &Tail,
     ) {
-        if self.mode == Mode::Copy {
+        if self.copy {
             return;
         }
         // a look-behind on one character that the pattern before always
@@ -1040,196 +770,64 @@ impl<'a> Emitter<'a> {
         let prev_states = neighbour_states(&ctx.prev);
         let next_states = neighbour_states(next);
         let care = mask_of(|p, n| prev_states[p] && next_states[n]);
-        if self.target.simple()
-            && let Some((mask, dollar)) = assert_mask(behind, negate, body, ctx.flags)
+        if let Some((mask, dollar)) = assert_mask(behind, negate, body, ctx.flags)
             && let Some((text, words)) = express_mask(mask, care)
         {
             out.push_str(&text);
             self.res.word_unicode |= words;
-            if dollar {
-                self.res.uses_dollar = true;
-                self.res.nl_exact = false;
-            }
+            self.res.uses_dollar |= dollar;
             return;
         }
-        if let Target::Fancy { .. } = self.target {
-            out.push_str(match (behind, negate) {
-                (false, false) => "(?=",
-                (false, true) => "(?!",
-                (true, false) => "(?<=",
-                (true, true) => "(?<!",
-            });
-            let inner = Ctx {
-                flags: ctx.flags,
-                in_loop: ctx.in_loop,
-                prev: if behind {
-                    Tail::unknown()
-                } else {
-                    ctx.prev.clone()
-                },
-            };
-            self.seq(out, body, &inner);
-            out.push(')');
-            return;
-        }
-        // crate form: drop the assertion, check it on the match if possible
-        let mut sub = self.sub_emitter(Mode::Body);
-        let inner = Ctx {
-            flags: ctx.flags,
-            in_loop: false,
-            prev: Tail::unknown(),
-        };
-        let mut text = String::new();
-        sub.seq(&mut text, body, &inner);
-        self.absorb(&sub);
-        if self.mode != Mode::Main || ctx.in_loop || !is_plain(body) {
-            self.res.verifiable &= self.mode != Mode::Main;
-            return;
-        }
-        let marker = self.new_group();
-        out.push_str("()");
-        self.res.checks.push(Check::Look {
-            marker,
-            behind,
-            negate,
-            width: width(body, &self.parsed.widths).0 as usize,
-            body: text,
-        });
-    }
-
-    fn group_body(&self, g: usize) -> Option<(&Seq, u32)> {
-        fn find(seq: &[Item], g: usize, flags: u32) -> Option<(&Seq, u32)> {
-            for item in seq {
-                let found = match item {
-                    Item::Group {
-                        group,
-                        add,
-                        del,
-                        body,
-                    } => {
-                        let f = combine_flags(flags, *add, *del);
-                        if *group == Some(g) {
-                            return Some((body, f));
-                        }
-                        find(body, g, f)
-                    }
-                    Item::Branch(alts) => alts.iter().find_map(|a| find(a, g, flags)),
-                    Item::Repeat { body, .. } | Item::Atomic(body) | Item::Assert { body, .. } => {
-                        find(body, g, flags)
-                    }
-                    Item::GroupRefExists { yes, no, .. } => {
-                        find(yes, g, flags).or_else(|| no.as_ref().and_then(|n| find(n, g, flags)))
-                    }
-                    _ => None,
-                };
-                if found.is_some() {
-                    return found;
-                }
-            }
-            None
-        }
-        find(&self.parsed.seq, g, self.parsed.flags)
+        self.res.exact = false;
     }
 
     fn groupref(&mut self, out: &mut String, g: usize, ctx: &Ctx) {
-        let ignore = ctx.flags & IGNORECASE != 0;
-        if let Target::Fancy { .. } = self.target {
-            if ignore {
-                let _ = write!(out, r"(?i:\{g})");
-            } else {
-                let _ = write!(out, r"(?:\{g})");
-            }
-            return;
-        }
-        let target = self.res.py_groups.get(g).copied().flatten();
-        let body = self.group_body(g).map(|(b, f)| (b.clone(), f));
-        match (target, body) {
-            (Some(gi), Some((body, flags)))
-                if self.mode == Mode::Main && !ctx.in_loop && !ignore =>
-            {
-                let copy = self.new_group();
-                let mut sub = self.sub_emitter(Mode::Copy);
-                let mut text = String::new();
+        self.res.exact = false;
+        match self.group_body(g) {
+            Some((body, flags)) if ctx.flags & IGNORECASE == 0 => {
+                let saved = self.copy;
+                self.copy = true;
                 let inner = Ctx {
                     flags,
-                    in_loop: false,
                     prev: Tail::unknown(),
                 };
-                sub.seq(&mut text, &body, &inner);
-                self.absorb(&sub);
-                let _ = write!(out, "({text})");
-                self.res.checks.push(Check::Backref { group: gi, copy });
-            }
-            _ => {
-                self.res.verifiable &= self.mode != Mode::Main;
-                out.push_str(r"(?s:.*?)");
-            }
-        }
-    }
-
-    fn conditional(
-        &mut self,
-        out: &mut String,
-        group: usize,
-        closed: bool,
-        yes: &[Item],
-        no: Option<&[Item]>,
-        ctx: &Ctx,
-    ) {
-        let empty: &[Item] = &[];
-        let no_seq = no.unwrap_or(empty);
-        if let Target::Fancy { .. } = self.target {
-            if yes.is_empty() && no_seq.is_empty() {
-                return;
-            }
-            let _ = write!(out, "(?({group})(?:");
-            self.seq(out, yes, ctx);
-            out.push_str(")|(?:");
-            self.seq(out, no_seq, ctx);
-            out.push_str("))");
-            return;
-        }
-        let target = self.res.py_groups.get(group).copied().flatten();
-        match target {
-            Some(gi) if closed && self.mode == Mode::Main && !ctx.in_loop => {
-                let y = self.new_group();
-                out.push_str("(?:()");
-                self.seq(out, yes, ctx);
-                let n = self.new_group();
-                out.push_str("|()");
-                self.seq(out, no_seq, ctx);
+                out.push_str("(?:");
+                self.seq(out, body, &inner);
                 out.push(')');
-                self.res.checks.push(Check::Cond {
-                    group: gi,
-                    yes: y,
-                    no: n,
-                });
+                self.copy = saved;
             }
-            _ => {
-                self.res.verifiable &= self.mode != Mode::Main;
-                self.alts(out, &[yes.to_vec(), no_seq.to_vec()], ctx);
-            }
+            _ => out.push_str(r"(?s:.*?)"),
         }
     }
-}
 
-fn push_quant(out: &mut String, kind: RepeatKind, min: u32, max: u32) {
-    match (min, max) {
-        (0, MAXREPEAT) => out.push('*'),
-        (1, MAXREPEAT) => out.push('+'),
-        (0, 1) => out.push('?'),
-        (m, MAXREPEAT) => {
-            let _ = write!(out, "{{{m},}}");
+    fn group_body(&self, g: usize) -> Option<(&'a Seq, u32)> {
+        fn find(seq: &[Item], g: usize, flags: u32) -> Option<(&Seq, u32)> {
+            seq.iter().find_map(|item| match item {
+                Item::Group {
+                    group,
+                    add,
+                    del,
+                    body,
+                } => {
+                    let f = combine_flags(flags, *add, *del);
+                    if *group == Some(g) {
+                        Some((body, f))
+                    } else {
+                        find(body, g, f)
+                    }
+                }
+                Item::Branch(alts) => alts.iter().find_map(|a| find(a, g, flags)),
+                Item::Repeat { body, .. } | Item::Atomic(body) | Item::Assert { body, .. } => {
+                    find(body, g, flags)
+                }
+                Item::GroupRefExists { yes, no, .. } => {
+                    find(yes, g, flags).or_else(|| no.as_ref().and_then(|n| find(n, g, flags)))
+                }
+                _ => None,
+            })
         }
-        (m, n) if m == n => {
-            let _ = write!(out, "{{{m}}}");
-        }
-        (m, n) => {
-            let _ = write!(out, "{{{m},{n}}}");
-        }
-    }
-    if kind == RepeatKind::Lazy {
-        out.push('?');
+        let parsed: &'a Parsed = self.parsed;
+        find(&parsed.seq, g, parsed.flags)
     }
 }
 

@@ -2,55 +2,51 @@
 //!
 //! fail2ban's filters, prefregexes, ignoreregexes and date templates are
 //! CPython 3.11 `re` patterns.  [`PyRegex`] parses them with Python's own
-//! rules ([`parse`]: syntax, group numbering, error messages and positions)
-//! and translates them ([`emit`]) for two engines, because neither crate
-//! speaks Python's dialect nor shares its semantics:
+//! rules ([`parse`]: syntax, group numbering, error messages and
+//! positions) and runs them on two engines, because no crate speaks
+//! Python's dialect or shares its semantics:
 //!
-//! * the `regex` crate (through `regex-automata`'s meta engine, to search
-//!   with a start position and anchored sub-searches) runs every search.
-//!   Python constructs without a regular equivalent are *relaxed* in this
-//!   form (look-arounds dropped, a back-reference replaced by a capturing
-//!   copy of its group, a conditional by both branches) and marked with
-//!   empty groups; a match is then verified (look-around bodies run
-//!   anchored at the marker, copies compared with their group, conditions
-//!   checked).  A verified match is exactly Python's: the relaxed pattern
-//!   accepts a superset of Python's paths with the same priority order, so
-//!   its preferred path, once it satisfies the constraints, is Python's
-//!   preferred path.
-//! * `fancy-regex` decides when a check fails or cannot be made (the
-//!   construct sits inside a loop, atomic groups, possessive repeats), and
-//!   starts at the relaxed match's start: Python cannot match earlier.
+//! * the `regex` crate (through `regex-automata`'s meta engine, for
+//!   searches that start at an offset but see the text before it) gets a
+//!   group-free translation ([`emit`]) and decides whether and where a
+//!   match starts.  Without groups its automata answer in tens of
+//!   nanoseconds, and a line that does not match never goes further;
+//! * [`backtrack`], a re-implementation of sre's backtracking algorithm,
+//!   computes the groups from that start (and decides outright where the
+//!   translation had to be relaxed: look-arounds, back-references,
+//!   conditionals, atomic groups, possessive repeats).  Its answer is
+//!   Python's by construction, including sre's quirks (loops over bodies
+//!   that match empty, group restoring on backtracking).
 //!
-//! The crate form is built twice: with every class cut down to ASCII, for
-//! haystacks without other characters (far smaller automata: faster to
-//! build, captures cost about half), and, on first use, with full classes.
+//! The translation is exact for the common fail2ban shapes: Python's `$`
+//! (end, or before a final `\n`) becomes `(?m:$)`, exact when the
+//! haystack's only `\n` is its last character (checked with `memchr`);
+//! word boundaries use the crate's, exact when the haystack holds no
+//! character on which the crate's and Python's `\w` disagree (checked only
+//! for non-ASCII haystacks); `(?=\b|\W|$)`-style look-arounds and the IPv6
+//! `(?<=:):` are rewritten.  Otherwise the translation is a superset of
+//! Python's pattern and only bounds where the backtracker starts.
+//! `\w`/`\d`/`\s` and case-insensitivity use Python's Unicode 14 tables
+//! ([`charset`]).  The crate form is built twice: with every class cut down
+//! to ASCII, for haystacks without other characters (small automata, fast
+//! to build), and, on first use, with full classes.
 //!
-//! Semantics reproduced by hand: Python's `$` (end, or before a final
-//! `\n`: the fast form uses `(?m:$)`, exact when the haystack's only `\n`
-//! is its last character, which is checked with `memchr` per search; other
-//! haystacks verify the position or use the exact `(?=\n?\z)` form), `\Z`
-//! (absolute end), `search(text, pos, endpos)` (the text is cut at
+//! `search(text, pos, endpos)` follows Python: the text is cut at
 //! `endpos`, `^`/`\A` never match at `pos > 0`, look-behind sees before
-//! `pos`), `\w`/`\d`/`\s` and case-insensitivity with Python's Unicode 14
-//! tables ([`charset`]).  Word boundaries use the `regex` crate's `\b`
-//! (and half boundaries for rewritten look-arounds) when the haystack holds
-//! no character on which the crate's and Python's `\w` disagree (checked
-//! only for non-ASCII haystacks); otherwise an exact look-around form runs.
+//! `pos`.
 //!
-//! Residual differences from CPython:
-//! * a repetition whose body can match the empty string, iterated more
-//!   than once (`(a|)*`, `(a*)+`): sre lets one empty iteration happen and
-//!   keeps its captures; both engines discard it, so group spans inside
-//!   such loops (and, with an empty alternative before a consuming one,
-//!   the match end) can differ;
-//! * back-references under IGNORECASE compare with `fancy-regex`'s case
-//!   folding instead of sre's lower-case mapping;
+//! Residual differences from CPython 3.11.2:
+//! * its possessive repeats (new in 3.11) have known bugs fixed in later
+//!   releases (spans no path produces); this module follows the corrected
+//!   semantics;
 //! * `\N{...}` knows the names of the `unicode_names2` crate's Unicode
 //!   version (newer than Python 3.11's 14.0), and `isprintable` in error
 //!   messages follows [`crate::pyvalue::str_repr`];
-//! * a pattern too large for the engines' size limits (huge counted
-//!   repeats) is reported as an error where Python would accept it.
+//! * recursion deeper than the backtracker allows (loops of complex bodies
+//!   over millions of characters) reports no match where sre, which keeps
+//!   its stack on the heap, would go on.
 
+mod backtrack;
 mod charset;
 mod emit;
 mod parse;
@@ -61,10 +57,8 @@ mod difftest;
 #[cfg(test)]
 mod tests;
 
-use emit::{Check, Emitted, Target};
-use fancy_regex::RegexBuilder as FancyBuilder;
-use regex_automata::util::primitives::NonMaxUsize;
-use regex_automata::{Anchored, Input, meta};
+use backtrack::{Outcome, Program, Scratch};
+use regex_automata::{Input, meta};
 use std::cell::RefCell;
 use std::fmt;
 use std::sync::OnceLock;
@@ -139,34 +133,29 @@ impl fmt::Display for Error {
 impl std::error::Error for Error {}
 
 /// Spans of the groups of one match (index 0 is the whole match), byte offsets.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Captures {
-    spans: Vec<Option<(usize, usize)>>,
-    slots: Vec<Option<NonMaxUsize>>,
+    /// Start and end of each group, flattened.
+    slots: Vec<Option<usize>>,
 }
-
-impl PartialEq for Captures {
-    fn eq(&self, other: &Captures) -> bool {
-        self.spans == other.spans
-    }
-}
-
-impl Eq for Captures {}
 
 impl Captures {
     /// The span of group `i`, if it took part in the match.
     pub fn get(&self, i: usize) -> Option<(usize, usize)> {
-        self.spans.get(i).copied().flatten()
+        match (self.slots.get(2 * i), self.slots.get(2 * i + 1)) {
+            (Some(&Some(s)), Some(&Some(e))) => Some((s, e)),
+            _ => None,
+        }
     }
 
     /// Number of groups including group 0.
     pub fn len(&self) -> usize {
-        self.spans.len()
+        self.slots.len() / 2
     }
 
     /// Whether there are no spans at all.
     pub fn is_empty(&self) -> bool {
-        self.spans.is_empty()
+        self.slots.is_empty()
     }
 
     /// The whole match span.
@@ -175,68 +164,24 @@ impl Captures {
     }
 }
 
-/// A verification compiled for the relaxed crate form.
-#[derive(Debug)]
-enum CompiledCheck {
-    Dollar {
-        marker: usize,
-    },
-    Look {
-        marker: usize,
-        behind: bool,
-        negate: bool,
-        width: usize,
-        re: meta::Regex,
-    },
-    Tempered {
-        span: usize,
-        re: meta::Regex,
-    },
-    Backref {
-        group: usize,
-        copy: usize,
-    },
-    Cond {
-        group: usize,
-        yes: usize,
-        no: usize,
-    },
-}
-
-/// How the relaxed crate form's matches are turned into answers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Mode {
-    /// The crate form is exact (only `$` positions to verify).
-    Exact,
-    /// Matches must pass the checks; failures go to `fancy-regex`.
-    Verified,
-    /// The crate form only bounds where a match can start.
-    Prefilter,
-}
-
 /// A compiled Python regex.
 pub struct PyRegex {
     pattern: String,
     groups: usize,
     names: Vec<(String, usize)>,
-    parsed: parse::Parsed,
+    program: Program,
     /// The crate form for ASCII haystacks.
     ascii_re: Option<meta::Regex>,
     /// The crate form for other haystacks (built on first use).
     unicode_pattern: String,
     unicode_re: OnceLock<Option<meta::Regex>>,
-    slot_len: usize,
-    /// Crate-form group of each Python group.
-    py_groups: Vec<usize>,
-    checks: Vec<CompiledCheck>,
-    mode: Mode,
-    nl_exact: bool,
+    /// Whether the crate form matches exactly where Python does (given
+    /// the haystack checks).
+    exact: bool,
     uses_dollar: bool,
     word_unicode: bool,
     word_ascii: bool,
     non_boundary: bool,
-    /// `fancy-regex` forms, by `dollar_exact + 2 * word_exact`.
-    fancy: [OnceLock<Option<fancy_regex::Regex>>; 4],
 }
 
 impl fmt::Debug for PyRegex {
@@ -247,6 +192,13 @@ impl fmt::Debug for PyRegex {
 
 const SIZE_LIMIT: usize = 256 << 20;
 
+/// Backtracking depth allowed on the caller's stack (a level takes up to
+/// about 600 bytes in a debug build), and on the helper thread (with
+/// `DEEP_STACK` bytes of stack) a search that needs more gets.
+const SHALLOW_DEPTH: usize = 1_000;
+const DEEP_DEPTH: usize = 2_000_000;
+const DEEP_STACK: usize = 1 << 30;
+
 fn build_crate(pattern: &str) -> Option<meta::Regex> {
     meta::Regex::builder()
         .configure(meta::Config::new().nfa_size_limit(Some(SIZE_LIMIT)))
@@ -255,7 +207,9 @@ fn build_crate(pattern: &str) -> Option<meta::Regex> {
 }
 
 thread_local! {
-    static SCRATCH: RefCell<Vec<Option<NonMaxUsize>>> = const { RefCell::new(Vec::new()) };
+    /// The backtracker's buffers, and the spans `is_match` has no use for.
+    static SCRATCH: RefCell<Scratch> = RefCell::new(Scratch::default());
+    static SLOTS: RefCell<Vec<Option<usize>>> = const { RefCell::new(Vec::new()) };
 }
 
 impl PyRegex {
@@ -268,87 +222,22 @@ impl PyRegex {
     pub fn with_flags(pattern: &str, flags: Flags) -> Result<PyRegex, Error> {
         let parsed =
             parse::parse(pattern, flags.bits()).map_err(|e| Error::new(e.msg, e.pos, pattern))?;
-        let em: Emitted = emit::emit(&parsed, Target::Crate);
+        let em = emit::emit(&parsed);
         let ascii_re = build_crate(&emit::emit_ascii(&parsed).pattern);
-        let mut checks = Vec::with_capacity(em.checks.len());
-        let mut compiled_all = ascii_re.is_some();
-        for c in &em.checks {
-            let cc = match c {
-                Check::Dollar { marker } => Some(CompiledCheck::Dollar { marker: *marker }),
-                Check::Look {
-                    marker,
-                    behind,
-                    negate,
-                    width,
-                    body,
-                } => build_crate(body).map(|re| CompiledCheck::Look {
-                    marker: *marker,
-                    behind: *behind,
-                    negate: *negate,
-                    width: *width,
-                    re,
-                }),
-                Check::Tempered { span, body } => {
-                    build_crate(body).map(|re| CompiledCheck::Tempered { span: *span, re })
-                }
-                Check::Backref { group, copy } => Some(CompiledCheck::Backref {
-                    group: *group,
-                    copy: *copy,
-                }),
-                Check::Cond { group, yes, no } => Some(CompiledCheck::Cond {
-                    group: *group,
-                    yes: *yes,
-                    no: *no,
-                }),
-            };
-            match cc {
-                Some(cc) => checks.push(cc),
-                None => compiled_all = false,
-            }
-        }
-        let py_groups: Vec<usize> = em
-            .py_groups
-            .iter()
-            .map(|g| g.unwrap_or(usize::MAX))
-            .collect();
-        let all_groups = em.py_groups.iter().all(Option::is_some);
-        let mode = if !(em.verifiable && compiled_all && all_groups) {
-            Mode::Prefilter
-        } else if checks
-            .iter()
-            .all(|c| matches!(c, CompiledCheck::Dollar { .. }))
-        {
-            Mode::Exact
-        } else {
-            Mode::Verified
-        };
-        let re = PyRegex {
+        Ok(PyRegex {
             pattern: pattern.to_string(),
             groups: parsed.groups,
             names: parsed.names.clone(),
-            parsed,
-            slot_len: em.slots,
+            program: Program::new(&parsed),
+            exact: em.exact && ascii_re.is_some(),
             ascii_re,
             unicode_pattern: em.pattern,
             unicode_re: OnceLock::new(),
-            py_groups,
-            checks,
-            mode,
-            nl_exact: em.nl_exact,
             uses_dollar: em.uses_dollar,
             word_unicode: em.word_unicode,
             word_ascii: em.word_ascii,
             non_boundary: em.non_boundary,
-            fancy: Default::default(),
-        };
-        if re.ascii_re.is_none() && re.fancy_form(true, true).is_none() {
-            return Err(Error::new(
-                "pattern too large for the regex engines".into(),
-                None,
-                pattern,
-            ));
-        }
-        Ok(re)
+        })
     }
 
     /// The Python pattern text.
@@ -393,26 +282,6 @@ impl PyRegex {
         self.run(text, pos, endpos, Some(caps))
     }
 
-    fn fancy_form(&self, dollar_exact: bool, word_exact: bool) -> Option<&fancy_regex::Regex> {
-        let idx = dollar_exact as usize + 2 * word_exact as usize;
-        self.fancy[idx]
-            .get_or_init(|| {
-                let em = emit::emit(
-                    &self.parsed,
-                    Target::Fancy {
-                        dollar_exact,
-                        word_exact,
-                    },
-                );
-                FancyBuilder::new(&em.pattern)
-                    .backtrack_limit(usize::MAX)
-                    .delegate_size_limit(SIZE_LIMIT)
-                    .build()
-                    .ok()
-            })
-            .as_ref()
-    }
-
     fn unicode_form(&self) -> Option<&meta::Regex> {
         self.unicode_re
             .get_or_init(|| build_crate(&self.unicode_pattern))
@@ -436,174 +305,113 @@ impl PyRegex {
         let endpos = floor_boundary(text, endpos.min(text.len()));
         let pos = floor_boundary(text, pos.min(text.len()));
         if pos > endpos {
-            return fail(caps);
+            if let Some(caps) = caps {
+                caps.slots.clear();
+            }
+            return false;
         }
         let hay = &text[..endpos];
         let ascii = hay.is_ascii();
-        let words_ok = !self.words_disagree(hay, ascii);
-        let nl_simple = !self.uses_dollar
-            || match memchr::memchr(b'\n', hay.as_bytes()) {
-                None => true,
-                Some(i) => i + 1 == hay.len(),
-            };
-        let empty_non_boundary = self.non_boundary && hay.is_empty();
         let crate_re = if ascii {
             self.ascii_re.as_ref()
         } else {
             self.unicode_form()
         };
-        let re = match crate_re {
-            Some(re) if words_ok && !empty_non_boundary => re,
-            _ => {
-                let word_exact = !words_ok || empty_non_boundary;
-                return self.run_fancy(hay, pos, !nl_simple, word_exact, caps);
+        // where the automaton says the match starts (`None`: no match);
+        // without a usable automaton, search from `pos`
+        let mut start = Some(pos);
+        let mut anchored = false;
+        if let Some(re) = crate_re
+            && !self.words_disagree(hay, ascii)
+        {
+            let input = Input::new(hay).range(pos..);
+            let exact = self.exact
+                && !(self.non_boundary && hay.is_empty())
+                && (!self.uses_dollar
+                    || match memchr::memchr(b'\n', hay.as_bytes()) {
+                        None => true,
+                        Some(i) => i + 1 == hay.len(),
+                    });
+            if caps.is_none() && exact {
+                return re.is_match(input);
             }
-        };
-        let input = Input::new(hay).range(pos..);
-        if self.mode == Mode::Exact && nl_simple {
-            return match caps {
-                None => re.is_match(input),
-                Some(caps) => {
-                    caps.slots.resize(self.slot_len, None);
-                    if re.search_slots(&input, &mut caps.slots).is_none() {
-                        return fail(Some(caps));
-                    }
-                    self.fill_from_slots(caps);
-                    true
-                }
-            };
-        }
-        if !re.is_match(input.clone()) {
-            return fail(caps);
-        }
-        let slot_len = self.slot_len;
-        let verdict = |slots: &mut Vec<Option<NonMaxUsize>>| -> Result<bool, usize> {
-            slots.resize(slot_len, None);
-            if re.search_slots(&input, slots).is_none() {
-                return Ok(false);
-            }
-            let start = slots[0].map_or(pos, |s| s.get());
-            if self.mode != Mode::Prefilter
-                && (nl_simple || self.nl_exact)
-                && self.checks_hold(hay, slots)
-            {
-                Ok(true)
+            start = if self.program.at_start {
+                // the match can only start at `pos`: a yes/no suffices
+                re.is_match(input).then_some(pos)
             } else {
-                Err(start)
+                re.find(input).map(|m| m.start())
+            };
+            anchored = exact || self.program.at_start;
+        }
+        let Some(start) = start else {
+            if let Some(caps) = caps {
+                caps.slots.clear();
             }
+            return false;
         };
         match caps {
-            Some(caps) => match verdict(&mut caps.slots) {
-                Ok(true) => {
-                    self.fill_from_slots(caps);
-                    true
-                }
-                Ok(false) => fail(Some(caps)),
-                Err(start) => self.run_fancy(hay, start, !nl_simple, false, Some(caps)),
-            },
-            None => match SCRATCH.with(|s| verdict(&mut s.borrow_mut())) {
-                Ok(found) => found,
-                Err(start) => self.run_fancy(hay, start, !nl_simple, false, None),
-            },
+            Some(caps) => self.backtrack(hay, start, anchored, Some(&mut caps.slots)),
+            None => SLOTS.with(|s| match s.try_borrow_mut() {
+                Ok(mut slots) => self.backtrack(hay, start, anchored, Some(&mut slots)),
+                Err(_) => self.backtrack(hay, start, anchored, None),
+            }),
         }
     }
 
-    fn run_fancy(
+    /// Runs the backtracker from `start`; fills `slots` (cleared when
+    /// there is no match).
+    fn backtrack(
         &self,
         hay: &str,
-        pos: usize,
-        dollar_exact: bool,
-        word_exact: bool,
-        caps: Option<&mut Captures>,
+        start: usize,
+        anchored: bool,
+        slots: Option<&mut Vec<Option<usize>>>,
     ) -> bool {
-        let Some(re) = self.fancy_form(dollar_exact, word_exact) else {
-            return fail(caps);
+        let mut slots = slots;
+        let outcome = SCRATCH.with(|s| match s.try_borrow_mut() {
+            Ok(mut s) => self.program.search(
+                hay,
+                start,
+                anchored,
+                &mut s,
+                slots.as_deref_mut(),
+                SHALLOW_DEPTH,
+            ),
+            Err(_) => self.program.search(
+                hay,
+                start,
+                anchored,
+                &mut Scratch::default(),
+                slots.as_deref_mut(),
+                SHALLOW_DEPTH,
+            ),
+        });
+        let outcome = match outcome {
+            Outcome::TooDeep => std::thread::scope(|scope| {
+                std::thread::Builder::new()
+                    .stack_size(DEEP_STACK)
+                    .spawn_scoped(scope, || {
+                        self.program.search(
+                            hay,
+                            start,
+                            anchored,
+                            &mut Scratch::default(),
+                            slots.as_deref_mut(),
+                            DEEP_DEPTH,
+                        )
+                    })
+                    .ok()
+                    .and_then(|h| h.join().ok())
+                    .unwrap_or(Outcome::NoMatch)
+            }),
+            other => other,
         };
-        match caps {
-            None => matches!(re.find_from_pos(hay, pos), Ok(Some(_))),
-            Some(caps) => match re.captures_from_pos(hay, pos) {
-                Ok(Some(c)) => {
-                    caps.spans.clear();
-                    caps.spans
-                        .extend((0..=self.groups).map(|i| c.get(i).map(|m| (m.start(), m.end()))));
-                    true
-                }
-                _ => fail(Some(caps)),
-            },
+        if outcome != Outcome::Match
+            && let Some(slots) = slots
+        {
+            slots.clear();
         }
-    }
-
-    fn fill_from_slots(&self, caps: &mut Captures) {
-        let Captures { spans, slots } = caps;
-        spans.clear();
-        spans.extend(self.py_groups.iter().map(|&g| span_of(slots, g)));
-    }
-
-    fn checks_hold(&self, hay: &str, slots: &[Option<NonMaxUsize>]) -> bool {
-        let n = hay.len();
-        self.checks.iter().all(|check| match check {
-            CompiledCheck::Dollar { marker } => match span_of(slots, *marker) {
-                Some((q, _)) => q == n || (q + 1 == n && hay.as_bytes()[q] == b'\n'),
-                None => true,
-            },
-            CompiledCheck::Look {
-                marker,
-                behind,
-                negate,
-                width,
-                re,
-            } => match span_of(slots, *marker) {
-                Some((q, _)) => {
-                    let found = if *behind {
-                        match step_back(hay, q, *width) {
-                            Some(s) => {
-                                re.is_match(Input::new(hay).range(s..).anchored(Anchored::Yes))
-                            }
-                            None => false,
-                        }
-                    } else {
-                        re.is_match(Input::new(hay).range(q..).anchored(Anchored::Yes))
-                    };
-                    found != *negate
-                }
-                None => true,
-            },
-            CompiledCheck::Tempered { span, re } => match span_of(slots, *span) {
-                Some((s, e)) if s < e => match re.find(Input::new(hay).range(s..)) {
-                    Some(m) => m.start() >= e,
-                    None => true,
-                },
-                _ => true,
-            },
-            CompiledCheck::Backref { group, copy } => {
-                match (span_of(slots, *group), span_of(slots, *copy)) {
-                    (_, None) => true,
-                    (Some((a, b)), Some((c, d))) => hay[a..b] == hay[c..d],
-                    (None, Some(_)) => false,
-                }
-            }
-            CompiledCheck::Cond { group, yes, no } => {
-                let set = span_of(slots, *group).is_some();
-                (span_of(slots, *yes).is_none() || set) && (span_of(slots, *no).is_none() || !set)
-            }
-        })
-    }
-}
-
-fn fail(caps: Option<&mut Captures>) -> bool {
-    if let Some(c) = caps {
-        c.spans.clear();
-    }
-    false
-}
-
-fn span_of(slots: &[Option<NonMaxUsize>], g: usize) -> Option<(usize, usize)> {
-    match (
-        slots.get(2 * g).copied().flatten(),
-        slots.get(2 * g + 1).copied().flatten(),
-    ) {
-        (Some(a), Some(b)) => Some((a.get(), b.get())),
-        _ => None,
+        outcome == Outcome::Match
     }
 }
 
@@ -612,14 +420,4 @@ fn floor_boundary(text: &str, mut i: usize) -> usize {
         i -= 1;
     }
     i
-}
-
-/// The byte offset `chars` characters before `q`, if there are that many.
-fn step_back(hay: &str, q: usize, chars: usize) -> Option<usize> {
-    let mut it = hay[..q].char_indices().rev();
-    let mut s = q;
-    for _ in 0..chars {
-        s = it.next()?.0;
-    }
-    Some(s)
 }

@@ -248,16 +248,16 @@ fn lookarounds_backrefs_conditionals() {
     assert_eq!(span(r"(?=a)?b", "b"), Some((0, 1)));
 }
 
-fn mode_of(pattern: &str) -> Mode {
-    PyRegex::new(pattern).unwrap().mode
+fn exact(pattern: &str) -> bool {
+    PyRegex::new(pattern).unwrap().exact
 }
 
 #[test]
-fn fail2ban_shapes_stay_on_the_regex_crate() {
+fn fail2ban_shapes_stay_exact_on_the_regex_crate() {
     let host = r"(?:\[?(?:(?:::f{4,6}:)?(?P<ip4>(?:\d{1,3}\.){3}\d{1,3})|(?P<ip6>(?:[0-9a-fA-F]{1,4}::?|::){1,7}(?:[0-9a-fA-F]{1,4}|(?<=:):)))\]?|(?P<dns>[\w\-.^_]*\w))";
     let p = format!(r"^Failed password for \S+ from {host} port \d+\s*$");
     let re = PyRegex::new(&p).unwrap();
-    assert_eq!(re.mode, Mode::Exact);
+    assert!(re.exact);
     let caps = re
         .search("Failed password for root from 2001:db8::1 port 22\n")
         .unwrap();
@@ -266,32 +266,43 @@ fn fail2ban_shapes_stay_on_the_regex_crate() {
         .search("Failed password for root from fe80:: port 2\n")
         .unwrap();
     assert_eq!(caps.get(2), Some((30, 36)));
-    assert_eq!(mode_of(r"^(?:\W{0,2})?(\d+)(?=\b|\W|$)"), Mode::Exact);
-    assert_eq!(mode_of(r"(?=^|\b|\W)(\d+)(?=\b|\W|$)"), Mode::Exact);
-    assert_eq!(mode_of(r"(?iu)^(\w+)(?=\b|\W|$)"), Mode::Exact);
-    assert_eq!(mode_of(r"^user (?!root)\S+"), Mode::Verified);
-    assert_eq!(mode_of(r"(?P<_sep>[-/.])\d+(?P=_sep)"), Mode::Verified);
-    assert_eq!(mode_of(r"^(?P<cond>x)?a(?(cond)b|c)$"), Mode::Verified);
-    assert_eq!(mode_of(r"^(?:(?! from ).)*$"), Mode::Verified);
-    assert_eq!(mode_of(r"(?:\w+ (?!found\b)){0,2}"), Mode::Prefilter);
-    assert_eq!(mode_of(r"(?>a+)b"), Mode::Prefilter);
+    assert!(exact(r"^(?:\W{0,2})?(\d+)(?=\b|\W|$)"));
+    assert!(exact(r"(?=^|\b|\W)(\d+)(?=\b|\W|$)"));
+    assert!(exact(r"(?iu)^(\w+)(?=\b|\W|$)"));
+    assert!(exact(r"(a|)*b"));
+    assert!(!exact(r"^user (?!root)\S+"));
+    assert!(!exact(r"(?P<_sep>[-/.])\d+(?P=_sep)"));
+    assert!(!exact(r"^(?P<cond>x)?a(?(cond)b|c)$"));
+    assert!(!exact(r"(?>a+)b"));
+    assert!(!exact(r"a*+"));
 }
 
 #[test]
-fn verified_and_fallback_paths_agree() {
-    // the relaxed match (first `x`) fails its check; the answer comes from
-    // the fallback, starting at the relaxed match
+fn relaxed_patterns_are_decided_by_the_backtracker() {
     let re = PyRegex::new(r"x(?!1)\d").unwrap();
     assert_eq!(spans(&re, "x1 x2"), Some(vec![Some((3, 5))]));
     let re = PyRegex::new(r"(?P<a>\w)(?P=a)").unwrap();
     assert_eq!(spans(&re, "abccd"), Some(vec![Some((2, 4)), Some((2, 3))]));
-    // `$` before an inner newline is checked on multi-line haystacks
     let re = PyRegex::new(r"(\w+)$").unwrap();
     assert_eq!(
         spans(&re, "ab\ncd\n"),
         Some(vec![Some((3, 5)), Some((3, 5))])
     );
     assert!(re.is_match("ab\ncd\n"));
+    // sre's empty iteration keeps its group
+    let re = PyRegex::new(r"(a|)*").unwrap();
+    assert_eq!(spans(&re, "aab"), Some(vec![Some((0, 2)), Some((2, 2))]));
+    let re = PyRegex::new(r"(?:a|()|b)*").unwrap();
+    assert_eq!(spans(&re, "aab"), Some(vec![Some((0, 2)), Some((2, 2))]));
+}
+
+#[test]
+fn deep_backtracking_moves_to_a_larger_stack() {
+    let re = PyRegex::new(r"^(?:a|b)*c$").unwrap();
+    let long = format!("{}c", "ab".repeat(20_000));
+    assert_eq!(re.search(&long).map(|c| c.span()), Some((0, long.len())));
+    assert!(re.is_match(&long));
+    assert!(!re.is_match(&long[..long.len() - 1]));
 }
 
 /// Speed check: `cargo test --release --lib regex::tests::speed -- --ignored --nocapture`.
@@ -384,6 +395,46 @@ fn speed() {
             rows.push((name.to_string(), kind, ns));
             py_cases.push(serde_json::json!([pattern, text]));
         }
+    }
+    // one line through a prefregex and 8 failregexes on its content
+    let pref_re = PyRegex::new(&pref).unwrap();
+    let content = pref_re.group_index("content").unwrap();
+    let fails: Vec<PyRegex> = [
+        format!(r"^[aA]uthentication (?:failure|error|failed) for (?P<user>.*) from {host}( via \S+)?{suff}$"),
+        format!(r"^User not known to the underlying authentication module for (?P<user>.*) from {host}{suff}$"),
+        format!(r"^Failed \b(?!publickey)\S+ for (?P<cond_inv>invalid user )?(?P<user>(?P<cond_user>\S+)|(?(cond_inv)(?:(?! from ).)*?|[^:]+)) from {host}(?: (?:port \d+|on \S+)){{0,2}}(?: ssh\d*)?(?(cond_user): |(?:(?:(?! from ).)*)$)"),
+        format!(r"^(?P<user>ROOT) LOGIN REFUSED FROM {host}"),
+        format!(r"^[iI](?:llegal|nvalid) user (?P<user>.*?) from {host}{suff}$"),
+        format!(r"^User (?P<user>\S+|.*?) from {host} not allowed because not listed in AllowUsers{suff}$"),
+        format!(r"^refused connect from \S+ \({host}\)"),
+        format!(r"^Received (?P<mlfforget>disconnect) from {host}(?: (?:port \d+|on \S+)){{0,2}}:\s*3: .*: Auth fail{suff}$"),
+    ]
+    .iter()
+    .map(|p| PyRegex::new(p).unwrap())
+    .collect();
+    for text in [
+        "host sshd[1234]: Failed password for invalid user admin from 192.0.2.7 port 22 ssh2\n",
+        "host sshd[1234]: Connection closed by 192.0.2.7 port 22 [preauth]\n",
+    ] {
+        let mut caps = Captures::default();
+        let mut fcaps = Captures::default();
+        let start = Instant::now();
+        let mut hits = 0u32;
+        for _ in 0..iterations {
+            let text = std::hint::black_box(text);
+            assert!(pref_re.search_into(text, 0, text.len(), &mut caps));
+            let (s, e) = caps.get(content).unwrap();
+            let body = &text[s..e];
+            for f in &fails {
+                if f.is_match(body) && f.search_into(body, 0, body.len(), &mut fcaps) {
+                    hits += 1;
+                    break;
+                }
+            }
+        }
+        let ns = start.elapsed().as_nanos() as f64 / iterations as f64;
+        let kind = if hits > 0 { "failure" } else { "no failure" };
+        println!("{:<24} {kind:<13} {ns:>10.0}", "prefregex + 8 failregex");
     }
     let py = python_timings(&py_cases);
     for (i, (name, kind, ns)) in rows.iter().enumerate() {

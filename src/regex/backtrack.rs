@@ -1,0 +1,1130 @@
+//! A backtracking matcher with the exact semantics of CPython 3.11's `sre`
+//! engine (`Modules/_sre/sre_lib.h`), written from its documented
+//! behaviour.
+//!
+//! The `regex` crate decides *whether* and *where* a pattern matches (its
+//! automata are fast and, for a superset of the pattern, exact about the
+//! leftmost start), but neither it nor `fancy-regex` reproduces sre's
+//! choice of path in every case: sre lets a loop iterate once more with an
+//! empty body match and keeps that iteration's groups, restores groups in
+//! its own way on backtracking, and treats look-arounds, back-references,
+//! conditionals, atomic groups and possessive repeats as it defines them.
+//! This matcher follows sre operation by operation (the same loop
+//! classification as `re._compiler`, the same `last_ptr` rule for empty
+//! iterations, the same mark saving and restoring), so its group spans are
+//! Python's.  It runs once the automaton has found where the match starts.
+
+use super::charset::{CaseMode, CharSet, any_set, class_set, is_py_word, literal_set, lower};
+use super::parse::{
+    ASCII, At, DOTALL, IGNORECASE, Item, MAXREPEAT, MULTILINE, Parsed, RepeatKind, UNICODE,
+};
+
+/// A character test: a table for ASCII bytes plus sorted ranges for the
+/// rest.
+#[derive(Debug, Clone)]
+struct Set {
+    /// Per byte: the ASCII character is in the set (`IN`), is not (`OUT`),
+    /// or the byte starts a longer character (`WIDE`).
+    bytes: Box<[u8; 256]>,
+    ranges: Box<[(u32, u32)]>,
+}
+
+const OUT: u8 = 0;
+const IN: u8 = 1;
+const WIDE: u8 = 2;
+
+impl Set {
+    fn new(set: &CharSet) -> Set {
+        let mut bytes = Box::new([WIDE; 256]);
+        for (b, slot) in bytes.iter_mut().enumerate().take(128) {
+            *slot = if set.contains(b as u32) { IN } else { OUT };
+        }
+        Set {
+            bytes,
+            ranges: set
+                .ranges()
+                .iter()
+                .copied()
+                .filter(|&(_, b)| b >= 128)
+                .collect(),
+        }
+    }
+
+    #[inline]
+    fn contains(&self, c: u32) -> bool {
+        if c < 128 {
+            self.bytes[c as usize] == IN
+        } else {
+            let i = self.ranges.partition_point(|&(_, b)| b < c);
+            i < self.ranges.len() && self.ranges[i].0 <= c
+        }
+    }
+}
+
+/// Position tests with the flags resolved (`AT_*` after `re._compiler`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum AtCode {
+    Beginning,
+    BeginningLine,
+    End,
+    EndLine,
+    EndString,
+    Boundary { ascii: bool },
+    NonBoundary { ascii: bool },
+}
+
+/// One operation; `next` is the index of the operation that follows.
+#[derive(Debug, Clone)]
+enum Op {
+    Char {
+        set: usize,
+        next: usize,
+    },
+    /// Consecutive literals matched case-sensitively, as UTF-8.
+    Text {
+        text: Box<[u8]>,
+        next: usize,
+    },
+    At {
+        at: AtCode,
+        next: usize,
+    },
+    Mark {
+        slot: usize,
+        next: usize,
+    },
+    Branch {
+        alts: Vec<usize>,
+    },
+    /// `REPEAT_ONE`, `MIN_REPEAT_ONE`, `POSSESSIVE_REPEAT_ONE`: a loop over
+    /// one character.
+    RepeatOne {
+        kind: RepeatKind,
+        set: usize,
+        min: u32,
+        max: u32,
+        next: usize,
+    },
+    /// `REPEAT` ... `MAX_UNTIL` / `MIN_UNTIL`; the body ends at `Until`.
+    Repeat {
+        lazy: bool,
+        min: u32,
+        max: u32,
+        body: usize,
+        next: usize,
+    },
+    /// `MAX_UNTIL` / `MIN_UNTIL` of the innermost running `Repeat`.
+    Until,
+    /// `POSSESSIVE_REPEAT`; the body ends at `Success`.
+    Possessive {
+        min: u32,
+        max: u32,
+        body: usize,
+        next: usize,
+    },
+    Atomic {
+        body: usize,
+        next: usize,
+    },
+    Assert {
+        back: u32,
+        negate: bool,
+        body: usize,
+        next: usize,
+    },
+    GroupRef {
+        group: usize,
+        case: CaseMode,
+        next: usize,
+    },
+    GroupRefExists {
+        group: usize,
+        yes: usize,
+        no: usize,
+    },
+    Success,
+}
+
+/// A pattern compiled for the matcher.
+#[derive(Debug, Clone)]
+pub(super) struct Program {
+    ops: Vec<Op>,
+    sets: Vec<Set>,
+    start: usize,
+    groups: usize,
+    /// Whether every match starts at the beginning of the text (the
+    /// pattern opens with a non-multiline `^` or `\A`).
+    pub(super) at_start: bool,
+}
+
+const SUCCESS: usize = 0;
+
+impl Program {
+    /// Compiles a parsed pattern (flags resolved as `re._compiler` does).
+    pub(super) fn new(parsed: &Parsed) -> Program {
+        let at_start = match parsed.seq.first() {
+            Some(Item::At(At::BeginningString)) => true,
+            Some(Item::At(At::Beginning)) => parsed.flags & MULTILINE == 0,
+            _ => false,
+        };
+        let mut p = Program {
+            ops: vec![Op::Success],
+            sets: Vec::new(),
+            start: SUCCESS,
+            groups: parsed.groups,
+            at_start,
+        };
+        p.start = p.seq(&parsed.seq, parsed.flags, SUCCESS, &parsed.widths);
+        p
+    }
+
+    fn push(&mut self, op: Op) -> usize {
+        self.ops.push(op);
+        self.ops.len() - 1
+    }
+
+    fn set(&mut self, set: &CharSet) -> usize {
+        self.sets.push(Set::new(set));
+        self.sets.len() - 1
+    }
+
+    fn seq(&mut self, seq: &[Item], flags: u32, next: usize, widths: &[(u64, u64)]) -> usize {
+        let mut next = next;
+        let mut i = seq.len();
+        while i > 0 {
+            // a run of plain literals becomes one text comparison
+            let mut j = i;
+            while j > 0 && plain_literal(&seq[j - 1], flags).is_some() {
+                j -= 1;
+            }
+            if i - j >= 2 {
+                let text: String = seq[j..i]
+                    .iter()
+                    .filter_map(|it| plain_literal(it, flags))
+                    .collect();
+                next = self.push(Op::Text {
+                    text: text.into_bytes().into_boxed_slice(),
+                    next,
+                });
+                i = j;
+                continue;
+            }
+            next = self.item(&seq[i - 1], flags, next, widths);
+            i -= 1;
+        }
+        next
+    }
+
+    fn item(&mut self, item: &Item, flags: u32, next: usize, widths: &[(u64, u64)]) -> usize {
+        if let Some(set) = unit_set(item, flags) {
+            let set = self.set(&set);
+            return self.push(Op::Char { set, next });
+        }
+        match item {
+            Item::Branch(alts) => {
+                let alts = alts
+                    .iter()
+                    .map(|a| self.seq(a, flags, next, widths))
+                    .collect();
+                self.push(Op::Branch { alts })
+            }
+            Item::Group {
+                group,
+                add,
+                del,
+                body,
+            } => {
+                let f = combine_flags(flags, *add, *del);
+                match group {
+                    Some(g) => {
+                        let close = self.push(Op::Mark {
+                            slot: 2 * (g - 1) + 1,
+                            next,
+                        });
+                        let body = self.seq(body, f, close, widths);
+                        self.push(Op::Mark {
+                            slot: 2 * (g - 1),
+                            next: body,
+                        })
+                    }
+                    None => self.seq(body, f, next, widths),
+                }
+            }
+            Item::Repeat {
+                kind,
+                min,
+                max,
+                body,
+            } => {
+                if let Some(set) = simple_set(body, flags) {
+                    let set = self.set(&set);
+                    return self.push(Op::RepeatOne {
+                        kind: *kind,
+                        set,
+                        min: *min,
+                        max: *max,
+                        next,
+                    });
+                }
+                match kind {
+                    RepeatKind::Possessive => {
+                        let body = self.seq(body, flags, SUCCESS, widths);
+                        self.push(Op::Possessive {
+                            min: *min,
+                            max: *max,
+                            body,
+                            next,
+                        })
+                    }
+                    _ => {
+                        let until = self.push(Op::Until);
+                        let body = self.seq(body, flags, until, widths);
+                        self.push(Op::Repeat {
+                            lazy: *kind == RepeatKind::Lazy,
+                            min: *min,
+                            max: *max,
+                            body,
+                            next,
+                        })
+                    }
+                }
+            }
+            Item::At(at) => {
+                let ml = flags & MULTILINE != 0;
+                let ascii = flags & UNICODE == 0;
+                let at = match at {
+                    At::Beginning if ml => AtCode::BeginningLine,
+                    At::Beginning | At::BeginningString => AtCode::Beginning,
+                    At::End if ml => AtCode::EndLine,
+                    At::End => AtCode::End,
+                    At::EndString => AtCode::EndString,
+                    At::Boundary => AtCode::Boundary { ascii },
+                    At::NonBoundary => AtCode::NonBoundary { ascii },
+                };
+                self.push(Op::At { at, next })
+            }
+            Item::Assert {
+                behind,
+                negate,
+                body,
+            } => {
+                let back = if *behind {
+                    super::parse::width(body, widths).0 as u32
+                } else {
+                    0
+                };
+                let body = self.seq(body, flags, SUCCESS, widths);
+                self.push(Op::Assert {
+                    back,
+                    negate: *negate,
+                    body,
+                    next,
+                })
+            }
+            Item::GroupRef(g) => self.push(Op::GroupRef {
+                group: *g,
+                case: case_mode(flags),
+                next,
+            }),
+            Item::GroupRefExists { group, yes, no, .. } => {
+                let yes = self.seq(yes, flags, next, widths);
+                let no = match no {
+                    Some(no) => self.seq(no, flags, next, widths),
+                    None => next,
+                };
+                self.push(Op::GroupRefExists {
+                    group: *group,
+                    yes,
+                    no,
+                })
+            }
+            Item::Atomic(body) => {
+                let body = self.seq(body, flags, SUCCESS, widths);
+                self.push(Op::Atomic { body, next })
+            }
+            Item::Literal(_) | Item::NotLiteral(_) | Item::Any | Item::In { .. } => next,
+        }
+    }
+
+    /// Python's `search(text, pos)` on `hay` (already cut at `endpos`):
+    /// tries each start from `pos` (only `pos` when `anchored`); on a match
+    /// fills `slots` (two per group, group 0 first) if given.  Recursion
+    /// deeper than `depth` gives up with [`Outcome::TooDeep`].
+    pub(super) fn search(
+        &self,
+        hay: &str,
+        pos: usize,
+        anchored: bool,
+        scratch: &mut Scratch,
+        slots: Option<&mut Vec<Option<usize>>>,
+        depth: usize,
+    ) -> Outcome {
+        let mut m = Matcher::new(self, hay, scratch, depth);
+        let mut start = pos;
+        loop {
+            m.reset();
+            if m.run(self.start, start) {
+                if let Some(slots) = slots {
+                    m.fill(start, slots);
+                }
+                return Outcome::Match;
+            }
+            if m.too_deep {
+                return Outcome::TooDeep;
+            }
+            if anchored || start >= hay.len() {
+                return Outcome::NoMatch;
+            }
+            start += utf8_len(hay.as_bytes()[start]);
+        }
+    }
+}
+
+/// The result of a search.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Outcome {
+    Match,
+    NoMatch,
+    /// The recursion limit was reached; the answer is unknown.
+    TooDeep,
+}
+
+/// Buffers reused between searches.
+#[derive(Debug, Default)]
+pub(super) struct Scratch {
+    marks: Vec<Option<usize>>,
+    stack: Vec<Option<usize>>,
+    repeats: Vec<RepeatCtx>,
+}
+
+fn combine_flags(flags: u32, add: u32, del: u32) -> u32 {
+    let mut f = flags;
+    if add & (ASCII | UNICODE) != 0 {
+        f &= !(ASCII | UNICODE | 4);
+    }
+    (f | add) & !del
+}
+
+fn case_mode(flags: u32) -> CaseMode {
+    if flags & IGNORECASE == 0 {
+        CaseMode::Sensitive
+    } else if flags & UNICODE != 0 {
+        CaseMode::Unicode
+    } else {
+        CaseMode::Ascii
+    }
+}
+
+/// The characters of a one-character item (`LITERAL`, `NOT_LITERAL`,
+/// `ANY`, `IN`).
+fn unit_set(item: &Item, flags: u32) -> Option<CharSet> {
+    let mode = case_mode(flags);
+    Some(match item {
+        Item::Literal(c) => literal_set(*c, mode),
+        Item::NotLiteral(c) => literal_set(*c, mode).negate(),
+        Item::Any => any_set(flags & DOTALL != 0),
+        Item::In { negate, items } => class_set(items, *negate, mode, flags & UNICODE == 0),
+        _ => return None,
+    })
+}
+
+/// The character of a literal that matches only itself.
+fn plain_literal(item: &Item, flags: u32) -> Option<char> {
+    match item {
+        Item::Literal(c) if literal_set(*c, case_mode(flags)) == CharSet::single(*c) => {
+            char::from_u32(*c)
+        }
+        _ => None,
+    }
+}
+
+/// `re._compiler._simple`: a loop body that is one character (possibly in
+/// non-capturing groups) is run as `REPEAT_ONE`.
+fn simple_set(body: &[Item], flags: u32) -> Option<CharSet> {
+    match body {
+        [
+            Item::Group {
+                group: None,
+                add,
+                del,
+                body,
+            },
+        ] => simple_set(body, combine_flags(flags, *add, *del)),
+        [item] => unit_set(item, flags),
+        _ => None,
+    }
+}
+
+fn utf8_len(b: u8) -> usize {
+    match b {
+        0x00..=0x7F => 1,
+        0xC0..=0xDF => 2,
+        0xE0..=0xEF => 3,
+        _ => 4,
+    }
+}
+
+/// A running `REPEAT` (sre's `SRE_REPEAT`).
+#[derive(Debug, Clone, Copy)]
+struct RepeatCtx {
+    count: i64,
+    op: usize,
+    last_ptr: Option<usize>,
+    prev: Option<usize>,
+}
+
+struct Matcher<'a> {
+    prog: &'a Program,
+    hay: &'a [u8],
+    marks: &'a mut Vec<Option<usize>>,
+    lastmark: isize,
+    /// Saved marks (`MARK_PUSH`).
+    stack: &'a mut Vec<Option<usize>>,
+    repeats: &'a mut Vec<RepeatCtx>,
+    repeat: Option<usize>,
+    /// Where the last `Success` was reached.
+    end: usize,
+    depth: usize,
+    limit: usize,
+    too_deep: bool,
+}
+
+impl<'a> Matcher<'a> {
+    fn new(prog: &'a Program, hay: &'a str, scratch: &'a mut Scratch, limit: usize) -> Matcher<'a> {
+        scratch.marks.clear();
+        scratch.marks.resize(2 * prog.groups, None);
+        Matcher {
+            prog,
+            hay: hay.as_bytes(),
+            marks: &mut scratch.marks,
+            lastmark: -1,
+            stack: &mut scratch.stack,
+            repeats: &mut scratch.repeats,
+            repeat: None,
+            end: 0,
+            depth: 0,
+            limit,
+            too_deep: false,
+        }
+    }
+
+    fn reset(&mut self) {
+        self.lastmark = -1;
+        self.stack.clear();
+        self.repeats.clear();
+        self.repeat = None;
+    }
+
+    /// The spans of a match that started at `start` (Python's rule: a group
+    /// is set when both its marks are and it lies within `lastmark`).
+    fn fill(&self, start: usize, slots: &mut Vec<Option<usize>>) {
+        slots.clear();
+        slots.push(Some(start));
+        slots.push(Some(self.end));
+        for g in 0..self.prog.groups {
+            let (a, b) = (2 * g, 2 * g + 1);
+            match (self.marks[a], self.marks[b]) {
+                (Some(s), Some(e)) if (b as isize) <= self.lastmark => {
+                    slots.push(Some(s));
+                    slots.push(Some(e));
+                }
+                _ => {
+                    slots.push(None);
+                    slots.push(None);
+                }
+            }
+        }
+    }
+
+    /// The character at `pos` and the position after it.
+    #[inline]
+    fn next_char(&self, pos: usize) -> Option<(u32, usize)> {
+        let b = *self.hay.get(pos)?;
+        if b < 0x80 {
+            return Some((b as u32, pos + 1));
+        }
+        let len = utf8_len(b);
+        let bytes = &self.hay[pos..pos + len];
+        let mut c = (b as u32) & (0x7F >> len);
+        for &x in &bytes[1..] {
+            c = (c << 6) | (x as u32 & 0x3F);
+        }
+        Some((c, pos + len))
+    }
+
+    /// The character before `pos` and where it starts.
+    #[inline]
+    fn prev_char(&self, pos: usize) -> Option<(u32, usize)> {
+        if pos == 0 {
+            return None;
+        }
+        let mut s = pos - 1;
+        while self.hay[s] & 0xC0 == 0x80 {
+            s -= 1;
+        }
+        self.next_char(s).map(|(c, _)| (c, s))
+    }
+
+    fn is_word(c: u32, ascii: bool) -> bool {
+        if ascii {
+            c < 128 && (c as u8 == b'_' || (c as u8).is_ascii_alphanumeric())
+        } else if c < 128 {
+            c as u8 == b'_' || (c as u8).is_ascii_alphanumeric()
+        } else {
+            char::from_u32(c).is_some_and(is_py_word)
+        }
+    }
+
+    fn at(&self, at: AtCode, pos: usize) -> bool {
+        let end = self.hay.len();
+        match at {
+            AtCode::Beginning => pos == 0,
+            AtCode::BeginningLine => pos == 0 || self.hay[pos - 1] == b'\n',
+            AtCode::End => pos == end || (pos + 1 == end && self.hay[pos] == b'\n'),
+            AtCode::EndLine => pos == end || self.hay[pos] == b'\n',
+            AtCode::EndString => pos == end,
+            AtCode::Boundary { ascii } | AtCode::NonBoundary { ascii } => {
+                if end == 0 {
+                    return false;
+                }
+                let before = self
+                    .prev_char(pos)
+                    .is_some_and(|(c, _)| Self::is_word(c, ascii));
+                let after = self
+                    .next_char(pos)
+                    .is_some_and(|(c, _)| Self::is_word(c, ascii));
+                (before != after) == matches!(at, AtCode::Boundary { .. })
+            }
+        }
+    }
+
+    fn mark(&mut self, slot: usize, pos: usize) {
+        let i = slot as isize;
+        if i > self.lastmark {
+            for j in (self.lastmark + 1)..i {
+                self.marks[j as usize] = None;
+            }
+            self.lastmark = i;
+        }
+        self.marks[slot] = Some(pos);
+    }
+
+    /// `MARK_PUSH(lastmark)`: returns the stack height to restore from.
+    fn mark_push(&mut self, lastmark: isize) -> usize {
+        let h = self.stack.len();
+        if lastmark >= 0 {
+            self.stack
+                .extend_from_slice(&self.marks[..=lastmark as usize]);
+        }
+        h
+    }
+
+    /// `MARK_POP_KEEP(lastmark)`: restores the saved marks, keeps them saved.
+    fn mark_restore(&mut self, h: usize, lastmark: isize) {
+        if lastmark >= 0 {
+            let n = lastmark as usize + 1;
+            self.marks[..n].copy_from_slice(&self.stack[h..h + n]);
+        }
+    }
+
+    fn mark_pop(&mut self, h: usize, lastmark: isize) {
+        self.mark_restore(h, lastmark);
+        self.stack.truncate(h);
+    }
+
+    fn group_span(&self, group: usize) -> Option<(usize, usize)> {
+        let g = 2 * (group - 1);
+        if g as isize >= self.lastmark {
+            return None;
+        }
+        match (self.marks[g], self.marks[g + 1]) {
+            (Some(s), Some(e)) if e >= s => Some((s, e)),
+            _ => None,
+        }
+    }
+
+    /// How many characters from `pos` (at most `max`) are in `set`, and
+    /// where they end.
+    fn count(&self, set: usize, pos: usize, max: u32) -> (u32, usize) {
+        let set = &self.prog.sets[set];
+        let limit = if max == MAXREPEAT {
+            usize::MAX
+        } else {
+            max as usize
+        };
+        let (mut n, mut p) = (0usize, pos);
+        while n < limit {
+            let Some(&b) = self.hay.get(p) else { break };
+            match set.bytes[b as usize] {
+                IN => p += 1,
+                OUT => break,
+                _ => match self.next_char(p) {
+                    Some((c, q)) if set.contains(c) => p = q,
+                    _ => break,
+                },
+            }
+            n += 1;
+        }
+        (n as u32, p)
+    }
+
+    /// False when `pc` is a character test that fails at `pos` (sre's
+    /// look-ahead on the next literal or set: it only saves work).
+    #[inline]
+    fn may_start(&self, pc: usize, pos: usize) -> bool {
+        match &self.prog.ops[pc] {
+            Op::Char { set, .. } => match self.hay.get(pos) {
+                Some(&b) => match self.prog.sets[*set].bytes[b as usize] {
+                    IN => true,
+                    OUT => false,
+                    _ => self
+                        .next_char(pos)
+                        .is_some_and(|(c, _)| self.prog.sets[*set].contains(c)),
+                },
+                None => false,
+            },
+            Op::Text { text, .. } => self.hay.get(pos) == text.first(),
+            _ => true,
+        }
+    }
+
+    fn back_one(&self, pos: usize) -> usize {
+        self.prev_char(pos).map_or(pos, |(_, s)| s)
+    }
+
+    /// Runs from operation `pc` at `pos`; true when `Success` is reached
+    /// (`self.end` then holds the position).
+    fn run(&mut self, pc: usize, pos: usize) -> bool {
+        if self.too_deep || self.depth >= self.limit {
+            self.too_deep = true;
+            return false;
+        }
+        self.depth += 1;
+        let ok = self.step(pc, pos);
+        self.depth -= 1;
+        ok
+    }
+
+    fn step(&mut self, mut pc: usize, mut pos: usize) -> bool {
+        loop {
+            match &self.prog.ops[pc] {
+                Op::Success => {
+                    self.end = pos;
+                    return true;
+                }
+                Op::Char { set, next } => {
+                    let set = &self.prog.sets[*set];
+                    match self.hay.get(pos).map(|&b| set.bytes[b as usize]) {
+                        Some(IN) => pos += 1,
+                        Some(WIDE) => match self.next_char(pos) {
+                            Some((c, q)) if set.contains(c) => pos = q,
+                            _ => return false,
+                        },
+                        _ => return false,
+                    }
+                    pc = *next;
+                }
+                Op::Text { text, next } => {
+                    if !self.hay[pos..].starts_with(text) {
+                        return false;
+                    }
+                    pos += text.len();
+                    pc = *next;
+                }
+                Op::At { at, next } => {
+                    if !self.at(*at, pos) {
+                        return false;
+                    }
+                    pc = *next;
+                }
+                Op::Mark { slot, next } => {
+                    self.mark(*slot, pos);
+                    pc = *next;
+                }
+                Op::GroupRef { group, case, next } => {
+                    let Some((s, e)) = self.group_span(*group) else {
+                        return false;
+                    };
+                    match self.match_ref(s, e, pos, *case) {
+                        Some(q) => {
+                            pos = q;
+                            pc = *next;
+                        }
+                        None => return false,
+                    }
+                }
+                Op::GroupRefExists { group, yes, no } => {
+                    pc = if self.group_span(*group).is_some() {
+                        *yes
+                    } else {
+                        *no
+                    };
+                }
+                Op::Branch { alts } => return self.branch(alts, pos),
+                Op::RepeatOne {
+                    kind,
+                    set,
+                    min,
+                    max,
+                    next,
+                } => match kind {
+                    RepeatKind::Greedy => return self.repeat_one(*set, *min, *max, *next, pos),
+                    RepeatKind::Lazy => return self.min_repeat_one(*set, *min, *max, *next, pos),
+                    RepeatKind::Possessive => {
+                        let (n, q) = self.count(*set, pos, *max);
+                        if n < *min {
+                            return false;
+                        }
+                        pos = q;
+                        pc = *next;
+                    }
+                },
+                Op::Repeat { .. } => return self.repeat(pc, pos),
+                Op::Until => return self.until(pos),
+                Op::Possessive {
+                    min,
+                    max,
+                    body,
+                    next,
+                } => match self.possessive(*min, *max, *body, pos) {
+                    Some(q) => {
+                        pos = q;
+                        pc = *next;
+                    }
+                    None => return false,
+                },
+                Op::Atomic { body, next } => {
+                    let saved_repeat = self.repeat;
+                    if !self.run(*body, pos) {
+                        return false;
+                    }
+                    self.repeat = saved_repeat;
+                    pos = self.end;
+                    pc = *next;
+                }
+                Op::Assert {
+                    back,
+                    negate,
+                    body,
+                    next,
+                } => {
+                    if !self.assert(*back, *negate, *body, pos) {
+                        return false;
+                    }
+                    pc = *next;
+                }
+            }
+        }
+    }
+
+    fn match_ref(&self, s: usize, e: usize, pos: usize, case: CaseMode) -> Option<usize> {
+        let mut p = s;
+        let mut q = pos;
+        while p < e {
+            let (a, p2) = self.next_char(p)?;
+            let (b, q2) = self.next_char(q)?;
+            let same = match case {
+                CaseMode::Sensitive => a == b,
+                CaseMode::Unicode => lower(a) == lower(b),
+                CaseMode::Ascii => ascii_lower(a) == ascii_lower(b),
+            };
+            if !same {
+                return None;
+            }
+            p = p2;
+            q = q2;
+        }
+        Some(q)
+    }
+
+    fn branch(&mut self, alts: &[usize], pos: usize) -> bool {
+        let lastmark = self.lastmark;
+        let saved = self.repeat.map(|_| self.mark_push(lastmark));
+        for &alt in alts {
+            if !self.may_start(alt, pos) {
+                continue;
+            }
+            if self.run(alt, pos) {
+                if let Some(h) = saved {
+                    self.stack.truncate(h);
+                }
+                return true;
+            }
+            if let Some(h) = saved {
+                self.mark_restore(h, lastmark);
+            }
+            self.lastmark = lastmark;
+        }
+        if let Some(h) = saved {
+            self.stack.truncate(h);
+        }
+        false
+    }
+
+    fn repeat_one(&mut self, set: usize, min: u32, max: u32, next: usize, pos: usize) -> bool {
+        let (mut n, mut p) = self.count(set, pos, max);
+        if n < min {
+            return false;
+        }
+        if matches!(self.prog.ops[next], Op::Success) {
+            self.end = p;
+            return true;
+        }
+        let lastmark = self.lastmark;
+        let saved = self.repeat.map(|_| self.mark_push(lastmark));
+        loop {
+            if self.may_start(next, p) {
+                if self.run(next, p) {
+                    if let Some(h) = saved {
+                        self.stack.truncate(h);
+                    }
+                    return true;
+                }
+                if let Some(h) = saved {
+                    self.mark_restore(h, lastmark);
+                }
+                self.lastmark = lastmark;
+            }
+            if n == min {
+                break;
+            }
+            p = self.back_one(p);
+            n -= 1;
+        }
+        if let Some(h) = saved {
+            self.stack.truncate(h);
+        }
+        false
+    }
+
+    fn min_repeat_one(&mut self, set: usize, min: u32, max: u32, next: usize, pos: usize) -> bool {
+        let (mut n, mut p) = if min == 0 {
+            (0, pos)
+        } else {
+            let (n, p) = self.count(set, pos, min);
+            if n < min {
+                return false;
+            }
+            (n, p)
+        };
+        if matches!(self.prog.ops[next], Op::Success) {
+            self.end = p;
+            return true;
+        }
+        let lastmark = self.lastmark;
+        let saved = self.repeat.map(|_| self.mark_push(lastmark));
+        while max == MAXREPEAT || n <= max {
+            if self.may_start(next, p) {
+                if self.run(next, p) {
+                    if let Some(h) = saved {
+                        self.stack.truncate(h);
+                    }
+                    return true;
+                }
+                if let Some(h) = saved {
+                    self.mark_restore(h, lastmark);
+                }
+                self.lastmark = lastmark;
+            }
+            let (k, q) = self.count(set, p, 1);
+            if k == 0 {
+                break;
+            }
+            p = q;
+            n += 1;
+        }
+        if let Some(h) = saved {
+            self.stack.truncate(h);
+        }
+        false
+    }
+
+    /// `REPEAT`: opens a repeat context and runs its `UNTIL`.
+    fn repeat(&mut self, op: usize, pos: usize) -> bool {
+        if let Op::Repeat {
+            min: 0, body, next, ..
+        } = self.prog.ops[op]
+            && !self.may_start(body, pos)
+        {
+            // the body cannot start here: sre would try it, fail, and go on
+            // with the tail under the enclosing repeat, as done here
+            return self.run(next, pos);
+        }
+        let idx = self.repeats.len();
+        self.repeats.push(RepeatCtx {
+            count: -1,
+            op,
+            last_ptr: None,
+            prev: self.repeat,
+        });
+        self.repeat = Some(idx);
+        let ok = self.until(pos);
+        self.repeat = self.repeats[idx].prev;
+        self.repeats.truncate(idx);
+        ok
+    }
+
+    /// `MAX_UNTIL` / `MIN_UNTIL` of the innermost repeat.
+    fn until(&mut self, pos: usize) -> bool {
+        let Some(r) = self.repeat else {
+            return false;
+        };
+        let rep = self.repeats[r];
+        let Some(&Op::Repeat {
+            lazy,
+            min,
+            max,
+            body,
+            next,
+        }) = self.prog.ops.get(rep.op)
+        else {
+            return false;
+        };
+        let count = rep.count + 1;
+        if count < min as i64 {
+            self.repeats[r].count = count;
+            if self.run(body, pos) {
+                return true;
+            }
+            self.repeats[r].count = count - 1;
+            return false;
+        }
+        let more = (max == MAXREPEAT || count < max as i64) && rep.last_ptr != Some(pos);
+        if !lazy {
+            if more {
+                self.repeats[r].count = count;
+                let lastmark = self.lastmark;
+                let h = self.mark_push(lastmark);
+                let old = self.repeats[r].last_ptr;
+                self.repeats[r].last_ptr = Some(pos);
+                let ok = self.run(body, pos);
+                self.repeats[r].last_ptr = old;
+                if ok {
+                    self.stack.truncate(h);
+                    return true;
+                }
+                self.mark_pop(h, lastmark);
+                self.lastmark = lastmark;
+                self.repeats[r].count = count - 1;
+            }
+            self.repeat = rep.prev;
+            let ok = self.run(next, pos);
+            self.repeat = Some(r);
+            return ok;
+        }
+        // MIN_UNTIL: the tail first
+        self.repeat = rep.prev;
+        let lastmark = self.lastmark;
+        let saved = self.repeat.map(|_| self.mark_push(lastmark));
+        let ok = self.run(next, pos);
+        self.repeat = Some(r);
+        if ok {
+            if let Some(h) = saved {
+                self.stack.truncate(h);
+            }
+            return true;
+        }
+        if let Some(h) = saved {
+            self.mark_pop(h, lastmark);
+        }
+        self.lastmark = lastmark;
+        if !more {
+            return false;
+        }
+        self.repeats[r].count = count;
+        let old = self.repeats[r].last_ptr;
+        self.repeats[r].last_ptr = Some(pos);
+        let ok = self.run(body, pos);
+        self.repeats[r].last_ptr = old;
+        if ok {
+            return true;
+        }
+        self.repeats[r].count = count - 1;
+        false
+    }
+
+    /// `POSSESSIVE_REPEAT`: returns where the loop ends.
+    fn possessive(&mut self, min: u32, max: u32, body: usize, pos: usize) -> Option<usize> {
+        let outer = self.repeat;
+        let idx = self.repeats.len();
+        self.repeats.push(RepeatCtx {
+            count: -1,
+            op: usize::MAX,
+            last_ptr: None,
+            prev: outer,
+        });
+        self.repeat = Some(idx);
+        let mut ptr = pos;
+        let mut count = 0u32;
+        let result = loop {
+            if count >= min {
+                break Some(());
+            }
+            if !self.run(body, ptr) {
+                break None;
+            }
+            ptr = self.end;
+            count += 1;
+        };
+        if result.is_some() {
+            let mut last: Option<usize> = None;
+            while (max == MAXREPEAT || count < max) && Some(ptr) != last {
+                let lastmark = self.lastmark;
+                let h = self.mark_push(lastmark);
+                last = Some(ptr);
+                self.repeat = Some(idx);
+                if self.run(body, ptr) {
+                    self.stack.truncate(h);
+                    ptr = self.end;
+                    count += 1;
+                } else {
+                    self.mark_pop(h, lastmark);
+                    self.lastmark = lastmark;
+                    break;
+                }
+            }
+        }
+        self.repeat = outer;
+        self.repeats.truncate(idx);
+        result.map(|()| ptr)
+    }
+
+    fn assert(&mut self, back: u32, negate: bool, body: usize, pos: usize) -> bool {
+        let mut start = pos;
+        for _ in 0..back {
+            match self.prev_char(start) {
+                Some((_, s)) => start = s,
+                None => return negate,
+            }
+        }
+        let saved_repeat = self.repeat;
+        if !negate {
+            let ok = self.run(body, start);
+            self.repeat = saved_repeat;
+            return ok;
+        }
+        let lastmark = self.lastmark;
+        let saved = self.repeat.map(|_| self.mark_push(lastmark));
+        let matched = self.run(body, start);
+        self.repeat = saved_repeat;
+        if matched {
+            if let Some(h) = saved {
+                self.stack.truncate(h);
+            }
+            return false;
+        }
+        if let Some(h) = saved {
+            self.mark_pop(h, lastmark);
+        }
+        self.lastmark = lastmark;
+        true
+    }
+}
+
+fn ascii_lower(c: u32) -> u32 {
+    if (0x41..=0x5A).contains(&c) {
+        c + 32
+    } else {
+        c
+    }
+}
