@@ -130,6 +130,7 @@ pub struct DateDetector {
     default_tz: Option<i32>,
     caps: Captures,
     spare: Captures,
+    memo: Option<Memo>,
     clock: LocalClock,
     weight_changes: u64,
 }
@@ -160,6 +161,58 @@ fn coarse_now() -> f64 {
 
 /// Searches `line[pos..endpos]` with Python's `search(line, pos, endpos)`;
 /// counts the template's search hit.
+/// The groups of the last date found by a line-begin template, reused
+/// when the next line starts with the same text: for a template whose
+/// automaton gives Python's exact span, equal text up to one character
+/// past the match (or up to the end of a line the match ended) and the
+/// same span mean the same backtracking path, hence the same groups.
+/// Consecutive log lines very often carry the same timestamp.
+struct Memo {
+    template: usize,
+    end: usize,
+    key: Vec<u8>,
+    caps: Captures,
+}
+
+/// A search of the whole line by a line-begin anchored template, through
+/// the memo when the automaton can confirm the span.
+fn search_anchored(memo: &mut Option<Memo>, t: &Template, line: &str, caps: &mut Captures) -> bool {
+    let Some(span) = t.regex.automaton_span(line) else {
+        return search(t, line, 0, line.len(), caps);
+    };
+    let Some((s, e)) = span else {
+        return false;
+    };
+    let id = t as *const Template as usize;
+    if s == 0
+        && let Some(m) = memo.as_ref()
+        && m.template == id
+        && m.end == e
+        && line.as_bytes().starts_with(&m.key)
+        && (m.key.len() > e || line.len() == e)
+    {
+        caps.clone_from(&m.caps);
+        t.count_hit();
+        return true;
+    }
+    let hit = search(t, line, 0, line.len(), caps);
+    if hit && s == 0 && caps.span() == (s, e) {
+        let key_end = line[e..].chars().next().map_or(e, |c| e + c.len_utf8());
+        let m = memo.get_or_insert_with(|| Memo {
+            template: id,
+            end: e,
+            key: Vec::new(),
+            caps: Captures::default(),
+        });
+        m.template = id;
+        m.end = e;
+        m.key.clear();
+        m.key.extend_from_slice(&line.as_bytes()[..key_end]);
+        m.caps.clone_from(caps);
+    }
+    hit
+}
+
 fn search(t: &Template, line: &str, pos: usize, endpos: usize, caps: &mut Captures) -> bool {
     if pos > endpos {
         return false;
@@ -196,6 +249,7 @@ impl DateDetector {
             default_tz: None,
             caps: Captures::default(),
             spare: Captures::default(),
+            memo: None,
             clock: LocalClock::default(),
             weight_changes,
         }
@@ -322,7 +376,7 @@ impl DateDetector {
             let anchored = entry.anchored();
             let hit = if anchored {
                 skip = last;
-                search(&entry.template, line, 0, len, &mut self.caps)
+                search_anchored(&mut self.memo, &entry.template, line, &mut self.caps)
             } else {
                 let (d, e) = (self.last_pos.0, self.last_end.0);
                 let (du, eu) = (d as usize, e as usize);

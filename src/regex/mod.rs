@@ -178,6 +178,9 @@ pub struct PyRegex {
     /// Whether the crate form matches exactly where Python does (given
     /// the haystack checks).
     exact: bool,
+    /// Whether, beyond that, its match span is Python's (no repeat with a
+    /// body that can match empty).
+    crate_span_exact: bool,
     uses_dollar: bool,
     word_unicode: bool,
     word_ascii: bool,
@@ -224,7 +227,9 @@ impl PyRegex {
             parse::parse(pattern, flags.bits()).map_err(|e| Error::new(e.msg, e.pos, pattern))?;
         let em = emit::emit(&parsed);
         let ascii_re = build_crate(&emit::emit_ascii(&parsed).pattern);
+        let crate_span_exact = !parse::has_nullable_repeat(&parsed.seq, &parsed.widths);
         Ok(PyRegex {
+            crate_span_exact,
             pattern: pattern.to_string(),
             groups: parsed.groups,
             names: parsed.names.clone(),
@@ -282,6 +287,28 @@ impl PyRegex {
         self.run(text, pos, endpos, Some(caps))
     }
 
+    /// Python's match span of `text` found by the automaton alone:
+    /// `Some(None)` for no match, `None` when only a full search can tell
+    /// (the automaton is not exact for this pattern or this text).
+    pub fn automaton_span(&self, text: &str) -> Option<Option<(usize, usize)>> {
+        if !(self.exact && self.crate_span_exact) || (self.non_boundary && text.is_empty()) {
+            return None;
+        }
+        let ascii = text.is_ascii();
+        let re = if ascii {
+            self.ascii_re.as_ref()
+        } else {
+            self.unicode_form()
+        }?;
+        if self.words_disagree(text, ascii)
+            || (self.uses_dollar
+                && memchr::memchr(b'\n', text.as_bytes()).is_some_and(|i| i + 1 != text.len()))
+        {
+            return None;
+        }
+        Some(re.find(Input::new(text)).map(|m| (m.start(), m.end())))
+    }
+
     fn unicode_form(&self) -> Option<&meta::Regex> {
         self.unicode_re
             .get_or_init(|| build_crate(&self.unicode_pattern))
@@ -334,6 +361,16 @@ impl PyRegex {
                     });
             if caps.is_none() && exact {
                 return re.is_match(input);
+            }
+            if exact && self.crate_span_exact && self.groups == 0 {
+                let m = re.find(input);
+                if let Some(caps) = caps {
+                    caps.slots.clear();
+                    if let Some(m) = m {
+                        caps.slots.extend([Some(m.start()), Some(m.end())]);
+                    }
+                }
+                return m.is_some();
             }
             start = if self.program.at_start {
                 // the match can only start at `pos`: a yes/no suffices

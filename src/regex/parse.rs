@@ -333,6 +333,26 @@ impl State {
 
 const MAXW: u128 = MAXREPEAT as u128;
 
+/// Whether some repeat that may iterate more than once has a body that can
+/// match the empty string: the one place where the `regex` crate's
+/// leftmost-first span differs from sre's (the empty-iteration rule).
+pub(super) fn has_nullable_repeat(seq: &[Item], groups: &[(u64, u64)]) -> bool {
+    seq.iter().any(|item| match item {
+        Item::Repeat { max, body, .. } => {
+            (*max > 1 && width(body, groups).0 == 0) || has_nullable_repeat(body, groups)
+        }
+        Item::Branch(alts) => alts.iter().any(|a| has_nullable_repeat(a, groups)),
+        Item::Atomic(body) | Item::Group { body, .. } | Item::Assert { body, .. } => {
+            has_nullable_repeat(body, groups)
+        }
+        Item::GroupRefExists { yes, no, .. } => {
+            has_nullable_repeat(yes, groups)
+                || no.as_deref().is_some_and(|n| has_nullable_repeat(n, groups))
+        }
+        _ => false,
+    })
+}
+
 /// Python's `SubPattern.getwidth()`: (min, max) characters, saturated.
 pub(super) fn width(seq: &[Item], groups: &[(u64, u64)]) -> (u64, u64) {
     let (mut lo, mut hi) = (0u128, 0u128);
