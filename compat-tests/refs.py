@@ -27,7 +27,15 @@ the cache directory (env F2B_CACHE, default target/compat-refs), unpacked with
 /usr/bin/fail2ban-regex is absent, as the Python oracle itself.
 
 Run as a script, `--print` writes the resolved values as KEY=value lines
-(an empty value means "not available"; the reason goes to stderr).
+(an empty value means "not available"; the reason goes to stderr):
+  REF102_CONFIG, REF102_FILES      1.0.2 config dir and tests/files dir
+  UPSTREAM_CONFIG, UPSTREAM_FILES  the same for the upstream tree
+  REALWORLD                        real-world log directory
+  STOCK_CONFIG                     configuration the benchmark calls "stock"
+  PYTHON_REGEX                     Python's fail2ban-regex (one executable path)
+  PYTHON, PYTHON_LIB               interpreter and dist-packages dir with fail2ban
+  OURS                             our fail2ban-regex
+  OUR_CONFIG, OUR_LOGS             etc/fail2ban and compat-tests/logs
 """
 
 import argparse
@@ -103,7 +111,7 @@ def debian_package_root():
         if not ok or not debs:
             return None
     deb = sorted(debs)[-1]
-    if DEBIAN_VERSION.replace(":", "%3a") not in os.path.basename(deb):
+    if "_%s_" % DEBIAN_VERSION not in os.path.basename(deb):
         note("WARNING: %s is not fail2ban %s, the reference version" % (deb, DEBIAN_VERSION))
     tmp = root + ".tmp"
     shutil.rmtree(tmp, ignore_errors=True)

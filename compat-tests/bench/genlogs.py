@@ -272,7 +272,10 @@ class AsteriskLog:
         if roll < 0.97:
             ip = rng.choice(SITE_V4)
             event = rng.choice(("SuccessfulAuth", "ChallengeSent"))
-            tail = ',UsingPassword="1"' if event == "SuccessfulAuth" else ',Challenge="%08x"' % rng.getrandbits(32)
+            if event == "SuccessfulAuth":
+                tail = ',UsingPassword="1"'
+            else:
+                tail = ',Challenge="%08x"' % rng.getrandbits(32)
             return "security_ok", self.prefix("SECURITY", "security") + (
                 'SecurityEvent="%s",EventTV="%s.%03d+0000",Severity="Informational",Service="PJSIP",'
                 'EventVersion="1",AccountID="%s",SessionID="%08x",LocalAddress="IPV4/UDP/%s/5060",'
@@ -425,7 +428,8 @@ class SshdLog:
         if roll < 0.75:
             cron = rng.randint(100000, 999999)
             return [
-                self.line("CRON", cron, "pam_unix(cron:session): session opened for user root(uid=0) by (uid=0)"),
+                self.line("CRON", cron,
+                          "pam_unix(cron:session): session opened for user root(uid=0) by (uid=0)"),
                 self.line("CRON", cron, "pam_unix(cron:session): session closed for user root"),
             ]
         if roll < 0.85:
@@ -434,13 +438,14 @@ class SshdLog:
                 self.line("sudo", rng.randint(100000, 999999),
                           "   %s : TTY=pts/%d ; PWD=/home/%s ; USER=root ; COMMAND=/usr/bin/systemctl "
                           "status nginx" % (user, rng.randint(0, 5), user)),
-                self.line("sudo", pid, "pam_unix(sudo:session): session opened for user root(uid=0) by %s(uid=%d)"
-                          % (user, 1000 + OWNERS.index(user))),
+                self.line("sudo", pid, "pam_unix(sudo:session): session opened for user root(uid=0) "
+                          "by %s(uid=%d)" % (user, 1000 + OWNERS.index(user))),
                 self.line("sudo", pid, "pam_unix(sudo:session): session closed for user root"),
             ]
         if roll < 0.95:
+            reason = rng.choice(("Bye Bye", "", "Normal Shutdown, Thank you for playing"))
             return [self.line("sshd", pid, "Received disconnect from %s port %d:11: %s [preauth]"
-                              % (scanner_ip, port, rng.choice(("Bye Bye", "", "Normal Shutdown, Thank you for playing"))))]
+                              % (scanner_ip, port, reason))]
         return [self.line("systemd", 1, rng.choice((
             "Started session-%d.scope - Session %d of User alice." % (pid, pid),
             "ssh.service: Reloading.", "Reloaded ssh.service - OpenBSD Secure Shell server.",

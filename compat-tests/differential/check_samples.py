@@ -167,14 +167,13 @@ class SampleRun:
 
     def select(self, data, file_opts):
         """The filter instances for a filterOptions annotation, and whether to skip."""
-        name = self.name  # noqa: F841 - seen by test.condition expressions
         chosen = []
         skipping = False
         for entry in data if isinstance(data, list) else [data]:
             opts = dict(file_opts)
             opts.update(entry)
             if opts.get("test.condition"):
-                skipping = not eval(opts["test.condition"])
+                skipping = not self.holds(opts["test.condition"], opts)
             if skipping:
                 continue
             flt_opts = {k: v for k, v in opts.items() if not k.startswith("test.")}
@@ -182,13 +181,17 @@ class SampleRun:
             chosen.append((key, self.instance(key, flt_opts), opts))
         return chosen, skipping
 
+    def holds(self, expression, opts):
+        """Evaluates a test.condition or constraint (Python, as in fail2ban's samples)."""
+        return eval(expression, {}, {"name": self.name, "opts": opts})
+
     def check_line(self, active, path, lineno, text, expect):
         import datetime
         import time
         self.lines_checked += 1
         for key, (flt, used), opts in active:
-            name, constraint = self.name, expect.get("constraint")  # noqa: F841
-            if constraint and not eval(constraint):
+            constraint = expect.get("constraint")
+            if constraint and not self.holds(constraint, opts):
                 continue
             regexes = flt.getFailRegex()
             if opts.get("logtype") == "journal":
