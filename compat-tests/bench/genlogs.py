@@ -25,7 +25,7 @@ Documentation ranges only: nothing generated points at a real network.
 
 Files are cached under target/bench-logs (env F2B_BENCH_DIR) by kind, line
 count, seed, attack share and a digest of this script, so a changed generator
-never reuses an old file.  Next to each log, NAME.stats.json records the
+never reuses an old file (and removes the files an older version left).  Next to each log, NAME.stats.json records the
 counts per line kind.
 
 Usage:
@@ -34,6 +34,7 @@ prints the path of the (cached or new) file.
 """
 
 import argparse
+import glob
 import hashlib
 import ipaddress
 import itertools
@@ -495,9 +496,13 @@ def cache_dir():
 def ensure(kind, lines, seed=1, share=0.05, path=None, quiet=False):
     """Path of the log for these parameters, generating it if not cached."""
     if path is None:
-        name = "%s-%d-s%d-a%g-%s.log" % (kind, lines, seed, share, script_digest())
-        path = os.path.join(cache_dir(), name)
-    if os.path.exists(path) and os.path.exists(path + ".stats.json"):
+        stem = "%s-%d-s%d-a%g-" % (kind, lines, seed, share)
+        path = os.path.join(cache_dir(), stem + script_digest() + ".log")
+        if os.path.exists(path) and os.path.exists(path + ".stats.json"):
+            return path
+        for stale in glob.glob(os.path.join(glob.escape(cache_dir()), glob.escape(stem) + "*.log*")):
+            os.remove(stale)
+    elif os.path.exists(path) and os.path.exists(path + ".stats.json"):
         return path
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     started = time.time()
