@@ -25,8 +25,8 @@ Documentation ranges only: nothing generated points at a real network.
 
 Files are cached under target/bench-logs (env F2B_BENCH_DIR) by kind, line
 count, seed, attack share and a digest of this script, so a changed generator
-never reuses an old file (and removes the files an older version left).  Next to each log, NAME.stats.json records the
-counts per line kind.
+never reuses an old file (and removes the files an older version left).
+Next to each log, NAME.stats.json records the counts per line kind.
 
 Usage:
   genlogs.py asterisk|sshd [-n LINES] [--seed N] [--attack 0.05] [-o FILE]

@@ -24,10 +24,13 @@ Exit status: 0 when every filter passes, 1 otherwise.
 """
 
 import argparse
+import datetime
 import json
 import os
+import re
 import subprocess
 import sys
+import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import refs  # noqa: E402
@@ -102,7 +105,6 @@ class SampleRun:
 
     def lint(self, key, flt):
         """Rejects a greedy catch-all before <HOST> that is not anchored at the end."""
-        import re
         from fail2ban.server.failregex import Regex
         host = Regex._resolveHostTag("<HOST>")
         wrong = re.compile(r"\.[+\*](?!\?)[^\$\^]*" + re.escape(host) + r".*(?:\.[+\*].*|[^\$])$")
@@ -112,7 +114,6 @@ class SampleRun:
                                      % (key, text.replace(host, "<HOST>")))
 
     def run(self):
-        import re
         annotation = re.compile(ANNOTATION)
         files = [self.name]
         file_opts = {}
@@ -160,7 +161,7 @@ class SampleRun:
                     continue
                 if skipping:
                     continue
-                if active is None:
+                if not active:
                     active = [(self.name, self.instance(self.name, {}), {})]
                 self.check_line(active, path, lineno, text.rstrip("\r\n"), expect)
         self.check_coverage()
@@ -186,8 +187,6 @@ class SampleRun:
         return eval(expression, {}, {"name": self.name, "opts": opts})
 
     def check_line(self, active, path, lineno, text, expect):
-        import datetime
-        import time
         self.lines_checked += 1
         for key, (flt, used), opts in active:
             constraint = expect.get("constraint")
@@ -259,7 +258,6 @@ class SampleRun:
 
 
 def worker(args):
-    import time
     os.environ["TZ"] = TEST_TZ
     time.tzset()
     from fail2ban.server.mytime import MyTime
