@@ -27,7 +27,10 @@ the cache directory (env F2B_CACHE, default target/compat-refs), unpacked with
 /usr/bin/fail2ban-regex is absent, as the Python oracle itself.
 
 Run as a script, `--print` writes the resolved values as KEY=value lines
-(an empty value means "not available"; the reason goes to stderr):
+(an empty value means "not available"; the reason goes to stderr).  It does
+not build our binary unless --build is given (so that it can be called from
+`cargo test` without taking cargo's lock); OURS is then the expected path.
+Keys:
   REF102_CONFIG, REF102_FILES      1.0.2 config dir and tests/files dir
   UPSTREAM_CONFIG, UPSTREAM_FILES  the same for the upstream tree
   REALWORLD                        real-world log directory
@@ -205,7 +208,7 @@ def python_lib():
 
 
 def ours(build=True):
-    """Path of our fail2ban-regex; builds the default one when it is missing."""
+    """Path of our fail2ban-regex; builds the default one when it is missing (if `build`)."""
     given = os.environ.get("F2B_OURS")
     if given:
         return given
@@ -255,13 +258,13 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--print", action="store_true", dest="print_",
                         help="print the resolved paths as KEY=path lines")
-    parser.add_argument("--no-build", action="store_true",
-                        help="do not build our binary when it is missing")
+    parser.add_argument("--build", action="store_true",
+                        help="build our binary (cargo build --release) when it is missing")
     args = parser.parse_args()
     if not args.print_:
         parser.print_help()
         return 2
-    for key, value in resolved(build=not args.no_build):
+    for key, value in resolved(build=args.build):
         print("%s=%s" % (key, value))
     return 0
 
