@@ -48,6 +48,7 @@ pub struct TemplateInfo {
     pub distance: i64,
     last_used: f64,
     template: Arc<Template>,
+    memo: Option<Memo>,
 }
 
 impl TemplateInfo {
@@ -61,6 +62,7 @@ impl TemplateInfo {
             distance: FAR,
             last_used: 0.0,
             template,
+            memo: None,
         }
     }
 
@@ -130,7 +132,6 @@ pub struct DateDetector {
     default_tz: Option<i32>,
     caps: Captures,
     spare: Captures,
-    memo: Option<Memo>,
     clock: LocalClock,
     weight_changes: u64,
 }
@@ -161,32 +162,30 @@ fn coarse_now() -> f64 {
 
 /// Searches `line[pos..endpos]` with Python's `search(line, pos, endpos)`;
 /// counts the template's search hit.
-/// The groups of the last date found by a line-begin template, reused
+/// The groups of the last date a template found at a line's start, reused
 /// when the next line starts with the same text: for a template whose
 /// automaton gives Python's exact span, equal text up to one character
 /// past the match (or up to the end of a line the match ended) and the
 /// same span mean the same backtracking path, hence the same groups.
 /// Consecutive log lines very often carry the same timestamp.
+#[derive(Debug, Clone)]
 struct Memo {
-    template: usize,
     end: usize,
     key: Vec<u8>,
     caps: Captures,
 }
 
-/// A search of the whole line by a line-begin anchored template, through
-/// the memo when the automaton can confirm the span.
-fn search_anchored(memo: &mut Option<Memo>, t: &Template, line: &str, caps: &mut Captures) -> bool {
+/// A search of the whole line, through the template's memo when the
+/// automaton can confirm the span.
+fn search_line(memo: &mut Option<Memo>, t: &Template, line: &str, caps: &mut Captures) -> bool {
     let Some(span) = t.regex.automaton_span(line) else {
         return search(t, line, 0, line.len(), caps);
     };
     let Some((s, e)) = span else {
         return false;
     };
-    let id = t as *const Template as usize;
     if s == 0
         && let Some(m) = memo.as_ref()
-        && m.template == id
         && m.end == e
         && line.as_bytes().starts_with(&m.key)
         && (m.key.len() > e || line.len() == e)
@@ -199,12 +198,10 @@ fn search_anchored(memo: &mut Option<Memo>, t: &Template, line: &str, caps: &mut
     if hit && s == 0 && caps.span() == (s, e) {
         let key_end = line[e..].chars().next().map_or(e, |c| e + c.len_utf8());
         let m = memo.get_or_insert_with(|| Memo {
-            template: id,
             end: e,
             key: Vec::new(),
             caps: Captures::default(),
         });
-        m.template = id;
         m.end = e;
         m.key.clear();
         m.key.extend_from_slice(&line.as_bytes()[..key_end]);
@@ -249,7 +246,6 @@ impl DateDetector {
             default_tz: None,
             caps: Captures::default(),
             spare: Captures::default(),
-            memo: None,
             clock: LocalClock::default(),
             weight_changes,
         }
@@ -365,18 +361,17 @@ impl DateDetector {
         }
         self.sync_weights();
         let n = self.entries.len();
-        let len = line.len();
         let mut winner: Option<(usize, i64, i64)> = None;
         // a reserved alternative; its captures are in `self.spare`
         let mut found: Option<(usize, i64, i64)> = None;
         let mut skip = usize::MAX;
         let last = self.last_index;
         if last < n {
-            let entry = &self.entries[last];
+            let entry = &mut self.entries[last];
             let anchored = entry.anchored();
             let hit = if anchored {
                 skip = last;
-                search_anchored(&mut self.memo, &entry.template, line, &mut self.caps)
+                search_line(&mut entry.memo, &entry.template, line, &mut self.caps)
             } else {
                 let (d, e) = (self.last_pos.0, self.last_end.0);
                 let (du, eu) = (d as usize, e as usize);
@@ -391,7 +386,7 @@ impl DateDetector {
                     search(&entry.template, line, pos, endpos, &mut self.caps)
                 } else {
                     skip = last;
-                    search(&entry.template, line, 0, len, &mut self.caps)
+                    search_line(&mut entry.memo, &entry.template, line, &mut self.caps)
                 }
             };
             if hit {
@@ -409,10 +404,11 @@ impl DateDetector {
                 if j == skip {
                     continue;
                 }
-                let entry = &self.entries[j];
-                if !search(&entry.template, line, 0, len, &mut self.caps) {
+                let entry = &mut self.entries[j];
+                if !search_line(&mut entry.memo, &entry.template, line, &mut self.caps) {
                     continue;
                 }
+                let entry = &self.entries[j];
                 let (s, e) = Self::char_span(line, &self.caps);
                 if j + 1 >= n
                     || entry.anchored()

@@ -347,7 +347,9 @@ pub(super) fn has_nullable_repeat(seq: &[Item], groups: &[(u64, u64)]) -> bool {
         }
         Item::GroupRefExists { yes, no, .. } => {
             has_nullable_repeat(yes, groups)
-                || no.as_deref().is_some_and(|n| has_nullable_repeat(n, groups))
+                || no
+                    .as_deref()
+                    .is_some_and(|n| has_nullable_repeat(n, groups))
         }
         _ => false,
     })
