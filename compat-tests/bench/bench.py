@@ -40,17 +40,32 @@ TARGET_RSS = 0.2
 LINES_RE = re.compile(r"^Lines: .*$", re.M)
 
 
+GNU_TIME = "/usr/bin/time"
+
+
 def run_measured(cmd):
-    """Runs cmd; returns (wall seconds, peak RSS in KiB, exit status, stdout, stderr)."""
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+    """Runs cmd; returns (wall seconds, peak RSS in KiB, exit status, stdout, stderr).
+
+    The peak RSS comes from GNU time when it is installed: a child forked
+    from this (large) Python process would otherwise be charged, through
+    wait4's ru_maxrss, with the memory it shared with us before exec.
+    """
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err, \
+            tempfile.NamedTemporaryFile(mode="r") as rss:
+        use_time = os.access(GNU_TIME, os.X_OK)
+        full = [GNU_TIME, "-f", "%M", "-o", rss.name] + list(cmd) if use_time else list(cmd)
         started = time.perf_counter()
-        proc = subprocess.Popen(cmd, stdout=out, stderr=err, stdin=subprocess.DEVNULL)
+        proc = subprocess.Popen(full, stdout=out, stderr=err, stdin=subprocess.DEVNULL)
         _, status, usage = os.wait4(proc.pid, 0)
         wall = time.perf_counter() - started
         proc.returncode = os.waitstatus_to_exitcode(status)
+        peak = usage.ru_maxrss
+        if use_time:
+            text = rss.read().strip().splitlines()
+            peak = int(text[-1]) if text and text[-1].isdigit() else peak
         out.seek(0)
         err.seek(0)
-        return (wall, usage.ru_maxrss, proc.returncode,
+        return (wall, peak, proc.returncode,
                 out.read().decode("utf-8", "replace"), err.read().decode("utf-8", "replace"))
 
 
