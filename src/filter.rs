@@ -12,6 +12,7 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 use std::collections::VecDeque;
 use std::rc::Rc;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::dates::{DateDetector, DateError, Timestamp};
@@ -345,27 +346,207 @@ impl Dater {
     }
 }
 
-/// A filter: regexes, date detection, buffers and the multi-line state.
-pub struct Filter {
+/// What a filter matches with: its regexes and the switches that decide how
+/// they are tried.  Fixed while lines are processed, and shared (read-only)
+/// with the threads that evaluate lines ahead of the stateful part.
+pub struct Rules {
     usedns: UseDns,
     prefregex: Option<Regex>,
     failregex: Vec<Regex>,
     ignoreregex: Vec<Regex>,
     maxlines: usize,
+    check_all_regex: bool,
+    check_find_time: bool,
+    keep_pref_groups: bool,
+}
+
+/// How a failregex hit of one line ended in the evaluation.
+#[derive(Debug, Clone)]
+enum HitKind {
+    /// An ignoreregex vetoed it.
+    Ignored,
+    /// The line has no time and such matches are skipped.
+    NoTime,
+    /// A match; `no_group` is the error when no failure-id group took part.
+    Match { no_group: Option<String> },
+}
+
+/// One failregex that matched a line.
+#[derive(Debug, Clone)]
+struct Hit {
+    index: usize,
+    groups: Groups,
+    kind: HitKind,
+}
+
+/// What the regexes found in one (single-line) log line, before any state
+/// (multi-line merging, failure ids) is applied: a pure function of the
+/// line, so lines can be evaluated in parallel and finished in order.
+#[derive(Debug, Clone)]
+pub struct Evaluation {
+    dated: Dated,
+    ignore_hits: Vec<usize>,
+    /// Whether the prefregex matched, when it was searched.
+    pref_matched: Option<bool>,
+    pref_groups: Groups,
+    pref_shown: Option<Groups>,
+    hits: Vec<Hit>,
+}
+
+impl Evaluation {
+    /// The dated line this evaluation is about.
+    pub fn dated(&self) -> &Dated {
+        &self.dated
+    }
+}
+
+impl Rules {
+    fn new() -> Rules {
+        Rules {
+            usedns: UseDns::Warn,
+            prefregex: None,
+            failregex: Vec::new(),
+            ignoreregex: Vec::new(),
+            maxlines: 1,
+            check_all_regex: false,
+            check_find_time: true,
+            keep_pref_groups: false,
+        }
+    }
+
+    /// Whether lines can be evaluated on their own ([`Rules::evaluate`]):
+    /// true unless several lines are buffered (`maxlines` > 1).
+    pub fn single_line(&self) -> bool {
+        self.maxlines <= 1
+    }
+
+    /// The ignoreregexes that hit `buf`, in order (all of them in check-all
+    /// mode, else the first).
+    fn ignore_hits(&self, buf: &str, hits: &mut Vec<usize>) -> bool {
+        let mut found = false;
+        for (i, re) in self.ignoreregex.iter().enumerate() {
+            if re.is_match(buf) {
+                found = true;
+                hits.push(i);
+                if !self.check_all_regex {
+                    break;
+                }
+            }
+        }
+        found
+    }
+
+    /// Runs the regexes over one dated line, as fail2ban's `findFailure`
+    /// does for a single-line buffer, up to the point where the multi-line
+    /// state would come in.  Only for [`Rules::single_line`] filters.
+    pub fn evaluate(&self, dated: Dated) -> Evaluation {
+        let mut ev = Evaluation {
+            dated,
+            ignore_hits: Vec::new(),
+            pref_matched: None,
+            pref_groups: Groups::new(),
+            pref_shown: None,
+            hits: Vec::new(),
+        };
+        let mut buf = String::with_capacity(ev.dated.tuple.joined().len() + 1);
+        ev.dated.tuple.push_undated(&mut buf);
+        buf.push('\n');
+        if !self.ignoreregex.is_empty()
+            && self.ignoreregex.len() + 2 < self.failregex.len()
+            && self.ignore_hits(&buf, &mut ev.ignore_hits)
+        {
+            return ev;
+        }
+        if let Some(pre) = &self.prefregex {
+            let Some(mut groups) = pre.search_groups(&buf) else {
+                ev.pref_matched = Some(false);
+                return ev;
+            };
+            ev.pref_matched = Some(true);
+            let content = groups.pop("content");
+            if self.keep_pref_groups {
+                ev.pref_shown = Some(groups.clone());
+            }
+            if let Some(Value::Str(repl)) = content
+                && !repl.is_empty()
+            {
+                buf.clear();
+                buf.push_str(&repl);
+                buf.push('\n');
+            }
+            ev.pref_groups = groups;
+        }
+        let org = std::slice::from_ref(&ev.dated.tuple);
+        for (index, re) in self.failregex.iter().enumerate() {
+            let Some(m) = re.search(&buf, org) else {
+                continue;
+            };
+            let groups = re.groups(&buf, &m.caps);
+            if !self.ignoreregex.is_empty() && self.ignore_hits(&buf, &mut ev.ignore_hits) {
+                ev.hits.push(Hit {
+                    index,
+                    groups,
+                    kind: HitKind::Ignored,
+                });
+                if !self.check_all_regex {
+                    // the buffer keeps the unmatched lines: none
+                    break;
+                }
+                continue;
+            }
+            if ev.dated.no_date && ev.dated.date.is_none() && self.check_find_time {
+                ev.hits.push(Hit {
+                    index,
+                    groups,
+                    kind: HitKind::NoTime,
+                });
+                continue;
+            }
+            let no_group = (!has_failure_id(&ev.pref_groups, &groups)).then(|| {
+                format!(
+                    "No group found in '{buf}' using 're.compile({})'",
+                    crate::pyvalue::str_repr(re.expanded())
+                )
+            });
+            let stop = !self.check_all_regex && no_group.is_none();
+            ev.hits.push(Hit {
+                index,
+                groups,
+                kind: HitKind::Match { no_group },
+            });
+            if stop {
+                break;
+            }
+            if !self.check_all_regex {
+                // later regexes see the lines this one left: none
+                buf.clear();
+                buf.push('\n');
+            }
+        }
+        ev
+    }
+}
+
+/// Whether a failure-id group (`mlfid`, `ip4`, `ip6`, `dns`, `fid`) took
+/// part in a match, counting the prefregex's groups.
+fn has_failure_id(pre: &Groups, fail: &Groups) -> bool {
+    ["mlfid", "ip4", "ip6", "dns", "fid"].iter().any(|g| {
+        fail.get(g).is_some_and(|v| *v != Value::None)
+            || pre.get(g).is_some_and(|v| *v != Value::None)
+    })
+}
+
+/// A filter: regexes, date detection, buffers and the multi-line state.
+pub struct Filter {
+    rules: Arc<Rules>,
     line_buffer: Vec<TupleLine>,
     dater: Dater,
     mlfid_cache: MlfidCache,
     next_warn: HashMap<&'static str, f64>,
     /// Return the failure id text as is (fail2ban-regex `-r`).
     pub return_raw_host: bool,
-    /// Try every failregex on a line (fail2ban-regex, sample tests).
-    pub check_all_regex: bool,
     /// Do not report failures without id (multi-line pending ones).
     pub ignore_pending: bool,
-    /// Skip matches without a time (the server; fail2ban-regex keeps them).
-    check_find_time: bool,
-    /// Remember the prefregex groups of the last line (fail2ban-regex -v).
-    pub keep_pref_groups: bool,
     /// The jail's name, for log messages.
     pub jail_name: String,
     pref_matched: bool,
@@ -385,20 +566,13 @@ impl Filter {
     /// default date templates, findtime 600).
     pub fn new() -> Filter {
         Filter {
-            usedns: UseDns::Warn,
-            prefregex: None,
-            failregex: Vec::new(),
-            ignoreregex: Vec::new(),
-            maxlines: 1,
+            rules: Arc::new(Rules::new()),
             line_buffer: Vec::new(),
             dater: Dater::new("~jailless~".to_string()),
             mlfid_cache: MlfidCache::new(),
             next_warn: HashMap::new(),
             return_raw_host: false,
-            check_all_regex: false,
             ignore_pending: true,
-            check_find_time: true,
-            keep_pref_groups: false,
             jail_name: "~jailless~".to_string(),
             pref_matched: false,
             pref_groups: None,
@@ -407,53 +581,70 @@ impl Filter {
         }
     }
 
+    /// The rules, for changing them (only while no evaluation holds them).
+    fn rules_mut(&mut self) -> &mut Rules {
+        Arc::get_mut(&mut self.rules).expect("filter rules changed while lines are evaluated")
+    }
+
+    /// The rules, to evaluate lines on other threads.
+    pub fn rules(&self) -> &Arc<Rules> {
+        &self.rules
+    }
+
     pub fn set_usedns(&mut self, value: &str) {
-        self.usedns = UseDns::parse(value);
+        self.rules_mut().usedns = UseDns::parse(value);
     }
 
     pub fn usedns(&self) -> UseDns {
-        self.usedns
+        self.rules.usedns
+    }
+
+    /// Try every failregex on a line (fail2ban-regex, sample tests).
+    pub fn set_check_all_regex(&mut self, on: bool) {
+        self.rules_mut().check_all_regex = on;
+    }
+
+    /// Remember the prefregex groups of each line (fail2ban-regex `-v`).
+    pub fn set_keep_pref_groups(&mut self, on: bool) {
+        self.rules_mut().keep_pref_groups = on;
     }
 
     /// Sets (or clears, with an empty value) the prefregex.
     pub fn set_prefregex(&mut self, value: &str) -> Result<(), FilterError> {
-        self.prefregex = if value.is_empty() {
+        let usedns = self.rules.usedns;
+        self.rules_mut().prefregex = if value.is_empty() {
             None
         } else {
-            Some(Regex::new(value, false, self.usedns)?)
+            Some(Regex::new(value, false, usedns)?)
         };
         Ok(())
     }
 
     pub fn prefregex(&self) -> Option<&Regex> {
-        self.prefregex.as_ref()
+        self.rules.prefregex.as_ref()
     }
 
     /// Adds a failregex; multi-line mode depends on `maxlines` now.
     pub fn add_failregex(&mut self, value: &str) -> Result<(), FilterError> {
-        let re = fail_regex(
-            value,
-            self.prefregex.as_ref(),
-            self.maxlines > 1,
-            self.usedns,
-        )
-        .inspect_err(|e| log::error!("{e}"))?;
-        self.failregex.push(re);
+        let r = &self.rules;
+        let re = fail_regex(value, r.prefregex.as_ref(), r.maxlines > 1, r.usedns)
+            .inspect_err(|e| log::error!("{e}"))?;
+        self.rules_mut().failregex.push(re);
         Ok(())
     }
 
     pub fn failregexes(&self) -> &[Regex] {
-        &self.failregex
+        &self.rules.failregex
     }
 
     pub fn add_ignoreregex(&mut self, value: &str) -> Result<(), FilterError> {
-        let re = Regex::new(value, false, self.usedns).inspect_err(|e| log::error!("{e}"))?;
-        self.ignoreregex.push(re);
+        let re = Regex::new(value, false, self.rules.usedns).inspect_err(|e| log::error!("{e}"))?;
+        self.rules_mut().ignoreregex.push(re);
         Ok(())
     }
 
     pub fn ignoreregexes(&self) -> &[Regex] {
-        &self.ignoreregex
+        &self.rules.ignoreregex
     }
 
     pub fn set_maxlines(&mut self, value: i64) -> Result<(), FilterError> {
@@ -462,12 +653,12 @@ impl Filter {
                 "maxlines must be integer greater than zero".to_string(),
             ));
         }
-        self.maxlines = value as usize;
+        self.rules_mut().maxlines = value as usize;
         Ok(())
     }
 
     pub fn maxlines(&self) -> usize {
-        self.maxlines
+        self.rules.maxlines
     }
 
     pub fn set_find_time(&mut self, seconds: f64) {
@@ -496,7 +687,7 @@ impl Filter {
     /// Whether lines older than `findtime` are dropped and odd dates
     /// replaced by now (the server; fail2ban-regex turns it off).
     pub fn set_check_find_time(&mut self, on: bool) {
-        self.check_find_time = on;
+        self.rules_mut().check_find_time = on;
         self.dater.check_find_time = on;
     }
 
@@ -510,7 +701,7 @@ impl Filter {
         &self.line_buffer
     }
 
-    /// Whether the prefregex matched the last line.
+    /// Whether the prefregex matched the last line it was tried on.
     pub fn pref_matched(&self) -> bool {
         self.pref_matched
     }
@@ -542,12 +733,21 @@ impl Filter {
     pub fn process_tuple_line(&mut self, tuple: TupleLine, date: Timestamp) -> Vec<FailResult> {
         self.dater.last_time_text = tuple.date_text().to_string();
         self.dater.last_date = Some(date);
-        self.find_failure(tuple, Some(date), false)
+        self.find_dated(Dated {
+            tuple,
+            date: Some(date),
+            no_date: false,
+        })
     }
 
     /// Looks for failures in a line already dated by [`Dater::date_line`].
     pub fn find_dated(&mut self, d: Dated) -> Vec<FailResult> {
-        self.find_failure(d.tuple, d.date, d.no_date)
+        if self.rules.single_line() {
+            let ev = self.rules.evaluate(d);
+            self.finish(ev)
+        } else {
+            self.find_failure(d.tuple, d.date, d.no_date)
+        }
     }
 
     /// The date-finding half of the filter.
@@ -572,8 +772,117 @@ impl Filter {
         self.dater = dater;
     }
 
-    /// Runs the ignoreregexes over `buf`; returns the last index that hit.
-    /// With a failregex match, the buffer keeps only its unmatched lines.
+    /// The no-date warning of fail2ban's `findFailure`.
+    fn warn_no_time(&mut self, tuple: &TupleLine, matched: &[TupleLine]) {
+        let msgs = [
+            format!(
+                "Found a match but no valid date/time found for {}.",
+                crate::pyvalue::str_repr(tuple.date_text())
+            ),
+            format!(
+                "Match without a timestamp: {}",
+                matched
+                    .iter()
+                    .map(|l| l.joined())
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            ),
+            "Please try setting a custom date pattern (see man page jail.conf(5)).".to_string(),
+        ];
+        self.log_warn_once("no_time", &msgs);
+    }
+
+    /// Applies the stateful part of fail2ban's `findFailure` to an
+    /// evaluated line: multi-line merging, failure ids, results.
+    pub fn finish(&mut self, ev: Evaluation) -> Vec<FailResult> {
+        let rules = self.rules.clone();
+        let mut fail_list = Vec::new();
+        self.ignore_hits = ev.ignore_hits;
+        self.line_buffer.clear();
+        if let Some(m) = ev.pref_matched {
+            self.pref_matched = m;
+            if m {
+                self.pref_groups = ev.pref_shown;
+            }
+        }
+        let defcidr = self.default_cidr();
+        let date = ev.dated.date;
+        let matched = std::slice::from_ref(&ev.dated.tuple);
+        for hit in ev.hits {
+            let no_group = match hit.kind {
+                HitKind::Ignored => continue,
+                HitKind::NoTime => {
+                    self.warn_no_time(&ev.dated.tuple, matched);
+                    continue;
+                }
+                HitKind::Match { no_group } => no_group,
+            };
+            if ev.dated.no_date {
+                self.warn_no_time(&ev.dated.tuple, matched);
+            }
+            let fail = merge_pref_groups(&ev.pref_groups, hit.groups);
+            let mlfid = fail.get_str("mlfid").map(str::to_string);
+            let shared = match &mlfid {
+                Some(id) => {
+                    let merged = self.merge_failure(id, fail, matched);
+                    if merged.borrow().truthy("nofail") && !rules.check_all_regex {
+                        return fail_list;
+                    }
+                    merged
+                }
+                None => with_matches(fail, matched),
+            };
+            if let Some(msg) = no_group {
+                log::error!("{msg}");
+                continue;
+            }
+            match self.failure_ids(&shared, defcidr) {
+                Some(ids) => self.push_results(&mut fail_list, hit.index, ids, date, &shared),
+                None => {
+                    shared.borrow_mut().set("mlfpending", Value::Int(1));
+                    if !rules.check_all_regex && self.ignore_pending {
+                        return fail_list;
+                    }
+                    self.push_results(&mut fail_list, hit.index, vec![None], date, &shared);
+                }
+            }
+            if !rules.check_all_regex {
+                break;
+            }
+        }
+        fail_list
+    }
+
+    fn default_cidr(&self) -> i32 {
+        if self.rules.usedns == UseDns::Raw || self.return_raw_host {
+            CIDR_RAW
+        } else {
+            CIDR_UNSPEC
+        }
+    }
+
+    fn push_results(
+        &self,
+        out: &mut Vec<FailResult>,
+        index: usize,
+        ids: Vec<Option<IpAddr>>,
+        time: Option<Timestamp>,
+        shared: &Shared,
+    ) {
+        let snapshot = shared.borrow().clone();
+        for id in ids {
+            out.push(FailResult {
+                index,
+                id,
+                time,
+                groups: snapshot.clone(),
+            });
+        }
+    }
+
+    /// Runs the ignoreregexes over `buf` (multi-line buffers); returns the
+    /// last index that hit.  With a failregex match, the buffer keeps only
+    /// its unmatched lines.
     fn ignore_line(
         &mut self,
         buf: &str,
@@ -581,76 +890,66 @@ impl Filter {
         fail_split: Option<&LineSplit>,
         current: &mut CurrentBuffer,
     ) -> Option<usize> {
+        let rules = self.rules.clone();
         let own_buf;
         let buf = match fail_split {
-            Some(split) if self.maxlines > 1 => {
+            Some(split) => {
                 let lines: Vec<TupleLine> = split.matched.iter().map(|&i| org[i].clone()).collect();
                 let mut b = String::new();
                 tuple_lines_buf(&lines, &mut b);
                 own_buf = b;
                 own_buf.as_str()
             }
-            _ => buf,
+            None => buf,
         };
         let mut found = None;
-        for (i, re) in self.ignoreregex.iter().enumerate() {
+        for (i, re) in rules.ignoreregex.iter().enumerate() {
             if !re.is_match(buf) {
                 continue;
             }
             found = Some(i);
             self.ignore_hits.push(i);
-            if (!self.check_all_regex || self.maxlines > 1)
-                && let Some(split) = fail_split
-            {
+            if let Some(split) = fail_split {
                 *current = CurrentBuffer::Replaced(
                     split.unmatched.iter().map(|&i| org[i].clone()).collect(),
                 );
             }
-            if !self.check_all_regex {
+            if !rules.check_all_regex {
                 break;
             }
         }
         found
     }
 
-    /// fail2ban's `findFailure` for one tuple line.
+    /// fail2ban's `findFailure` for a multi-line buffer (`maxlines` > 1).
     fn find_failure(
         &mut self,
         tuple: TupleLine,
         date: Option<Timestamp>,
         no_date: bool,
     ) -> Vec<FailResult> {
+        let rules = self.rules.clone();
         let mut fail_list = Vec::new();
         self.ignore_hits.clear();
-        let defcidr = if self.usedns == UseDns::Raw || self.return_raw_host {
-            CIDR_RAW
-        } else {
-            CIDR_UNSPEC
-        };
-        let org: Vec<TupleLine> = if self.maxlines > 1 {
-            let mut lb = std::mem::take(&mut self.line_buffer);
-            lb.push(tuple);
-            let excess = lb.len().saturating_sub(self.maxlines);
-            lb.drain(..excess);
-            lb
-        } else {
-            self.line_buffer.clear();
-            vec![tuple]
-        };
+        let defcidr = self.default_cidr();
+        let mut org = std::mem::take(&mut self.line_buffer);
+        org.push(tuple);
+        let excess = org.len().saturating_sub(rules.maxlines);
+        org.drain(..excess);
         let mut current = CurrentBuffer::Original;
         let mut buf = std::mem::take(&mut self.buf);
         tuple_lines_buf(&org, &mut buf);
         let mut buf_valid = true;
 
         'done: {
-            if !self.ignoreregex.is_empty()
-                && self.ignoreregex.len() + 2 < self.failregex.len()
+            if !rules.ignoreregex.is_empty()
+                && rules.ignoreregex.len() + 2 < rules.failregex.len()
                 && self.ignore_line(&buf, &org, None, &mut current).is_some()
             {
                 break 'done;
             }
             let mut pre_groups = Groups::new();
-            if let Some(pre) = &self.prefregex {
+            if let Some(pre) = &rules.prefregex {
                 let Some(groups) = pre.search_groups(&buf) else {
                     self.pref_matched = false;
                     break 'done;
@@ -658,7 +957,7 @@ impl Filter {
                 self.pref_matched = true;
                 pre_groups = groups;
                 self.pref_groups = None;
-                if self.keep_pref_groups {
+                if rules.keep_pref_groups {
                     let mut shown = pre_groups.clone();
                     shown.pop("content");
                     self.pref_groups = Some(shown);
@@ -670,7 +969,7 @@ impl Filter {
                     buf_valid = false;
                 }
             }
-            for idx in 0..self.failregex.len() {
+            for idx in 0..rules.failregex.len() {
                 if !buf_valid {
                     match &current {
                         CurrentBuffer::Original => tuple_lines_buf(&org, &mut buf),
@@ -678,17 +977,17 @@ impl Filter {
                     }
                     buf_valid = true;
                 }
-                let Some(m) = self.failregex[idx].search(&buf, &org) else {
+                let Some(m) = rules.failregex[idx].search(&buf, &org) else {
                     continue;
                 };
-                let fail = self.failregex[idx].groups(&buf, &m.caps);
-                if !self.ignoreregex.is_empty()
+                let fail = rules.failregex[idx].groups(&buf, &m.caps);
+                if !rules.ignoreregex.is_empty()
                     && self
                         .ignore_line(&buf, &org, Some(&m.lines), &mut current)
                         .is_some()
                 {
                     buf_valid = false;
-                    if !self.check_all_regex {
+                    if !rules.check_all_regex {
                         break;
                     }
                     continue;
@@ -696,96 +995,50 @@ impl Filter {
                 let matched_lines: Vec<TupleLine> =
                     m.lines.matched.iter().map(|&i| org[i].clone()).collect();
                 if no_date {
-                    let msgs = [
-                        format!(
-                            "Found a match but no valid date/time found for {}.",
-                            crate::pyvalue::str_repr(org.last().map_or("", |l| l.date_text()))
-                        ),
-                        format!(
-                            "Match without a timestamp: {}",
-                            matched_lines
-                                .iter()
-                                .map(|l| l.joined())
-                                .collect::<Vec<_>>()
-                                .join("\n")
-                        ),
-                        "Please try setting a custom date pattern (see man page jail.conf(5))."
-                            .to_string(),
-                    ];
-                    self.log_warn_once("no_time", &msgs);
-                    if date.is_none() && self.check_find_time {
+                    let last = org.last().cloned().expect("buffered line");
+                    self.warn_no_time(&last, &matched_lines);
+                    if date.is_none() && rules.check_find_time {
                         continue;
                     }
                 }
-                if !self.check_all_regex || self.maxlines > 1 {
-                    current = CurrentBuffer::Replaced(
-                        m.lines.unmatched.iter().map(|&i| org[i].clone()).collect(),
-                    );
-                    buf_valid = false;
-                }
-                let fail = if pre_groups.is_empty() {
-                    fail
-                } else {
-                    // fail2ban 1.0.2 lets a failregex group that did not take
-                    // part in the match (None) overwrite the prefregex's value of
-                    // the same name, losing e.g. an address the prefix captured
-                    // (a lost failure, fixed upstream in 1.1): keep the value.
-                    let mut merged = pre_groups.clone();
-                    for (k, v) in fail.iter() {
-                        if *v != Value::None || !merged.contains(k) {
-                            merged.set(k, v.clone());
-                        }
-                    }
-                    merged
-                };
+                current = CurrentBuffer::Replaced(
+                    m.lines.unmatched.iter().map(|&i| org[i].clone()).collect(),
+                );
+                buf_valid = false;
+                let fail = merge_pref_groups(&pre_groups, fail);
                 let mlfid = fail.get_str("mlfid").map(str::to_string);
                 let shared: Shared = match &mlfid {
                     Some(id) => {
                         let merged = self.merge_failure(id, fail, &matched_lines);
-                        if merged.borrow().truthy("nofail") && !self.check_all_regex {
+                        if merged.borrow().truthy("nofail") && !rules.check_all_regex {
                             break 'done;
                         }
                         merged
                     }
-                    None => {
-                        let mut fail = fail;
-                        let mut lines = match fail.get("matches") {
-                            Some(Value::Lines(l)) => l.clone(),
-                            _ => Vec::new(),
-                        };
-                        lines.extend(matched_lines.iter().cloned());
-                        fail.set("matches", Value::Lines(lines));
-                        Rc::new(RefCell::new(fail))
-                    }
+                    None => with_matches(fail, &matched_lines),
                 };
-                let fids = match self.failure_ids(&buf, idx, &shared, mlfid.is_some(), defcidr) {
-                    FailureIds::Ids(f) => f,
-                    FailureIds::Pending => {
+                if !has_failure_id(&Groups::new(), &shared.borrow()) {
+                    log::error!(
+                        "No group found in '{buf}' using 're.compile({})'",
+                        crate::pyvalue::str_repr(rules.failregex[idx].expanded())
+                    );
+                    continue;
+                }
+                match self.failure_ids(&shared, defcidr) {
+                    Some(ids) => self.push_results(&mut fail_list, idx, ids, date, &shared),
+                    None => {
                         shared.borrow_mut().set("mlfpending", Value::Int(1));
-                        if !self.check_all_regex && self.ignore_pending {
+                        if !rules.check_all_regex && self.ignore_pending {
                             break 'done;
                         }
-                        vec![None]
+                        self.push_results(&mut fail_list, idx, vec![None], date, &shared);
                     }
-                    FailureIds::NoGroup(msg) => {
-                        log::error!("{msg}");
-                        continue;
-                    }
-                };
-                let snapshot = shared.borrow().clone();
-                for fid in fids {
-                    fail_list.push(FailResult {
-                        index: idx,
-                        id: fid,
-                        time: date,
-                        groups: snapshot.clone(),
-                    });
                 }
-                if !self.check_all_regex {
+                if !rules.check_all_regex {
                     break;
                 }
             }
-        };
+        }
         self.line_buffer = match current {
             CurrentBuffer::Original => org,
             CurrentBuffer::Replaced(lines) => lines,
@@ -794,15 +1047,9 @@ impl Filter {
         fail_list
     }
 
-    /// Chooses the failure id(s) of a match.
-    fn failure_ids(
-        &self,
-        buf: &str,
-        idx: usize,
-        shared: &Shared,
-        has_mlfid: bool,
-        defcidr: i32,
-    ) -> FailureIds {
+    /// Chooses the failure id(s) of a match; `None` for a pending
+    /// multi-line failure (no id yet).
+    fn failure_ids(&self, shared: &Shared, defcidr: i32) -> Option<Vec<Option<IpAddr>>> {
         let mut fail = shared.borrow_mut();
         let fid_text = value_text(fail.get("fid"));
         let cidr_of = |fail: &Groups, fam: i32| {
@@ -820,13 +1067,7 @@ impl Filter {
         } else {
             match &fid_text {
                 Some(f) => (f.clone(), defcidr, true),
-                None if !has_mlfid => {
-                    return FailureIds::NoGroup(format!(
-                        "No group found in '{buf}' using 're.compile({})'",
-                        crate::pyvalue::str_repr(self.failregex[idx].expanded())
-                    ));
-                }
-                None => return FailureIds::Pending,
+                None => return None,
             }
         };
         if raw {
@@ -837,10 +1078,10 @@ impl Filter {
                 }
                 _ => make_addr(&ip, cidr),
             };
-            FailureIds::Ids(vec![Some(fid)])
+            Some(vec![Some(fid)])
         } else {
-            FailureIds::Ids(
-                ipaddr::text_to_ip(&ip, self.usedns)
+            Some(
+                ipaddr::text_to_ip(&ip, self.rules.usedns)
                     .into_iter()
                     .map(Some)
                     .collect(),
@@ -943,14 +1184,32 @@ impl Filter {
     }
 }
 
-/// The outcome of choosing a failure id.
-enum FailureIds {
-    /// One entry per id (several when a host name resolves to several).
-    Ids(Vec<Option<IpAddr>>),
-    /// No id yet: a multi-line failure waiting for its address.
-    Pending,
-    /// No id group took part in the match (a broken regex).
-    NoGroup(String),
+/// The failregex groups over the prefregex's: fail2ban 1.0.2 lets a
+/// failregex group that did not take part in the match (None) overwrite the
+/// prefregex's value of the same name, losing e.g. an address the prefix
+/// captured (a lost failure, fixed upstream in 1.1): the value is kept.
+fn merge_pref_groups(pre: &Groups, fail: Groups) -> Groups {
+    if pre.is_empty() {
+        return fail;
+    }
+    let mut merged = pre.clone();
+    for (k, v) in fail.iter() {
+        if *v != Value::None || !merged.contains(k) {
+            merged.set(k, v.clone());
+        }
+    }
+    merged
+}
+
+/// A failure without a connection id: its groups plus the matched lines.
+fn with_matches(mut fail: Groups, matched: &[TupleLine]) -> Shared {
+    let mut lines = match fail.get("matches") {
+        Some(Value::Lines(l)) => l.clone(),
+        _ => Vec::new(),
+    };
+    lines.extend(matched.iter().cloned());
+    fail.set("matches", Value::Lines(lines));
+    Rc::new(RefCell::new(fail))
 }
 
 /// Adds `user` to the `users` set of `fail`; returns the set.

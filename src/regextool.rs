@@ -16,7 +16,7 @@ use std::time::Instant;
 use crate::config;
 use crate::dates::Timestamp;
 use crate::failregex::{Groups, Value};
-use crate::filter::{Dated, FailResult, Filter, LineError, py_str, value_to_py};
+use crate::filter::{Dated, Evaluation, FailResult, Filter, LineError, Rules, py_str, value_to_py};
 use crate::ipaddr::IpAddr;
 use crate::optparse::{self, Action, Opt, Stop};
 use crate::pyvalue::{PyValue, float_repr, str_repr};
@@ -308,9 +308,10 @@ impl Tool {
             tool.filter.set_usedns(&u);
         }
         tool.filter.return_raw_host = tool.opts.raw;
-        tool.filter.check_all_regex = tool.opts.check_all && tool.opts.out.is_none();
+        tool.filter
+            .set_check_all_regex(tool.opts.check_all && tool.opts.out.is_none());
         tool.filter.ignore_pending = tool.opts.out.is_some();
-        tool.filter.keep_pref_groups = tool.opts.verbose > 0;
+        tool.filter.set_keep_pref_groups(tool.opts.verbose > 0);
         Ok(tool)
     }
 
@@ -509,10 +510,7 @@ impl Tool {
     }
 
     /// fail2ban-regex's `testRegex` for one line, dated by the [`Dater`].
-    fn test_line(
-        &mut self,
-        dated: Result<Option<Dated>, LineError>,
-    ) -> Result<(Vec<FailResult>, bool), LineError> {
+    fn test_line(&mut self, work: Work) -> Result<(Vec<FailResult>, bool), LineError> {
         let multi = self.filter.maxlines() > 1;
         let org_buffer: Vec<crate::failregex::TupleLine> = if multi {
             self.filter.line_buffer().to_vec()
@@ -522,9 +520,12 @@ impl Tool {
         let full_buffer = org_buffer.len() >= self.filter.maxlines();
         self.line_ignored = false;
         let mut is_ignored = false;
-        let found = match dated? {
-            Some(d) => self.filter.find_dated(d),
-            None => Vec::new(),
+        let found = match work {
+            Work::Line(dated) => match dated? {
+                Some(d) => self.filter.find_dated(d),
+                None => Vec::new(),
+            },
+            Work::Evaluated(ev) => self.filter.finish(ev),
         };
         if !self.filter.ignore_hits().is_empty() {
             self.line_ignored = true;
@@ -591,17 +592,27 @@ impl Tool {
         Ok((ret, is_ignored || self.line_ignored))
     }
 
-    /// Runs the lines through the filter.  Dating lines (reading, decoding,
-    /// the date detector) depends only on the lines themselves, so it runs
-    /// on a second thread ahead of the failure search.
+    /// Runs the lines through the filter, on three threads: one reads and
+    /// dates the lines (the date detector's state depends only on the line
+    /// sequence), one evaluates the regexes of each line (single-line
+    /// filters: a line's regex results depend on that line only), and this
+    /// thread applies the stateful rest (multi-line merging, counting,
+    /// output) in the original order.
     fn process<R: BufRead + Send>(&mut self, lines: LineSource<R>) -> Result<(), Fail> {
         let t0 = Instant::now();
         let mut dater = self.filter.take_dater();
-        let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<Item>>(8);
+        let rules = self.filter.rules().clone();
+        // one evaluating thread: each regex then stays with one thread (a
+        // regex searched from several threads at once shares its automaton
+        // caches through a slow path), and the reader, the evaluator and
+        // this thread keep two cores busy
+        let workers = usize::from(rules.single_line());
+        let (tx, rx) = std::sync::mpsc::sync_channel::<(usize, Vec<Item>)>(8);
         let outcome = std::thread::scope(|scope| {
             let producer = scope.spawn(move || {
                 let mut lines = lines;
                 let mut batch = Vec::with_capacity(BATCH);
+                let mut seq = 0;
                 while let Some(raw) = lines.next_line() {
                     let line = raw.trim_end_matches(['\r', '\n']);
                     if line.starts_with('#') || line.is_empty() {
@@ -613,25 +624,59 @@ impl Tool {
                         Ok(Some(d)) if d.tuple.joined().len() == line.len() => None,
                         _ => Some(line.to_string()),
                     };
-                    batch.push(Item { dated, orig });
+                    batch.push(Item {
+                        work: Work::Line(dated),
+                        orig,
+                    });
                     if batch.len() == BATCH || failed {
-                        if tx.send(std::mem::take(&mut batch)).is_err() || failed {
+                        if tx.send((seq, std::mem::take(&mut batch))).is_err() || failed {
                             return dater;
                         }
+                        seq += 1;
                         batch.reserve(BATCH);
                     }
                 }
                 if !batch.is_empty() {
-                    let _ = tx.send(batch);
+                    let _ = tx.send((seq, batch));
                 }
                 dater
             });
+            let rx = if workers == 0 {
+                rx
+            } else {
+                let shared_rx = std::sync::Mutex::new(rx);
+                let (etx, erx) = std::sync::mpsc::sync_channel::<(usize, Vec<Item>)>(8);
+                let shared_rx = std::sync::Arc::new(shared_rx);
+                for _ in 0..workers {
+                    let (rx, etx, rules) = (shared_rx.clone(), etx.clone(), rules.clone());
+                    scope.spawn(move || {
+                        loop {
+                            let next = rx.lock().expect("work queue").recv();
+                            let Ok((seq, batch)) = next else { break };
+                            let batch = batch
+                                .into_iter()
+                                .map(|item| item.evaluate(&rules))
+                                .collect();
+                            if etx.send((seq, batch)).is_err() {
+                                break;
+                            }
+                        }
+                    });
+                }
+                erx
+            };
             let mut outcome = Ok(());
-            'batches: for batch in rx.iter() {
-                for item in batch {
-                    if let Err(e) = self.process_item(item) {
-                        outcome = Err(e);
-                        break 'batches;
+            let mut pending = std::collections::BTreeMap::new();
+            let mut want = 0;
+            'batches: for (seq, batch) in rx.iter() {
+                pending.insert(seq, batch);
+                while let Some(batch) = pending.remove(&want) {
+                    want += 1;
+                    for item in batch {
+                        if let Err(e) = self.process_item(item) {
+                            outcome = Err(e);
+                            break 'batches;
+                        }
                     }
                 }
             }
@@ -640,6 +685,7 @@ impl Tool {
             (outcome, dater)
         });
         let (outcome, dater) = outcome;
+        drop(rules);
         self.filter.put_dater(dater);
         outcome?;
         self.elapsed = Some(t0.elapsed().as_secs_f64());
@@ -648,12 +694,17 @@ impl Tool {
 
     /// Tests one dated line and counts it.
     fn process_item(&mut self, item: Item) -> Result<(), Fail> {
-        let line = match (&item.orig, &item.dated) {
+        let line = match (&item.orig, item.dated()) {
             (Some(orig), _) => orig.clone(),
-            (None, Ok(Some(d))) => d.tuple.joined().to_string(),
-            (None, _) => String::new(),
+            (None, Some(d)) => d.tuple.joined().to_string(),
+            (None, None) => String::new(),
         };
-        let (ret, is_ignored) = match self.test_line(item.dated) {
+        let te = if self.opts.debuggex {
+            item.dated().map(|d| d.tuple.undated())
+        } else {
+            None
+        };
+        let (ret, is_ignored) = match self.test_line(item.work) {
             Ok(x) => x,
             Err(e) => {
                 self.out.flush().ok();
@@ -667,11 +718,6 @@ impl Tool {
             }
             return Ok(());
         }
-        let te = if self.opts.debuggex {
-            self.filter.line_buffer().last().map(|l| l.undated())
-        } else {
-            None
-        };
         if is_ignored {
             self.stats.ignored += 1;
             if !self.opts.print_no_ignored
@@ -1108,11 +1154,37 @@ fn load_filter(
 /// Lines handed from the reading thread to the testing one at a time.
 const BATCH: usize = 256;
 
-/// A line dated by the reading thread; `orig` is the raw line when it
-/// differs from the dated line's text (or there is no dated line).
+/// A line on its way through the threads: dated by the reading thread,
+/// possibly evaluated by a worker; `orig` is the raw line when it differs
+/// from the dated line's text (or there is no dated line).
 struct Item {
-    dated: Result<Option<Dated>, LineError>,
+    work: Work,
     orig: Option<String>,
+}
+
+enum Work {
+    Line(Result<Option<Dated>, LineError>),
+    Evaluated(Evaluation),
+}
+
+impl Item {
+    /// Evaluates the regexes of a dated line (a worker's job).
+    fn evaluate(self, rules: &Rules) -> Item {
+        let work = match self.work {
+            Work::Line(Ok(Some(d))) => Work::Evaluated(rules.evaluate(d)),
+            other => other,
+        };
+        Item { work, ..self }
+    }
+
+    /// The dated line, if there is one.
+    fn dated(&self) -> Option<&Dated> {
+        match &self.work {
+            Work::Line(Ok(Some(d))) => Some(d),
+            Work::Evaluated(ev) => Some(ev.dated()),
+            Work::Line(_) => None,
+        }
+    }
 }
 
 /// Whether fail2ban-regex treats a REGEX argument as a filter name/file.

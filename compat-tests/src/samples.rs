@@ -169,7 +169,7 @@ fn read_filter(
     let stream = reader.convert().map_err(|e| e.to_string())?;
     let mut flt = Filter::new();
     flt.return_raw_host = true;
-    flt.check_all_regex = true;
+    flt.set_check_all_regex(true);
     flt.set_check_find_time(false);
     for cmd in &stream {
         let PyValue::List(items) = cmd else { continue };
