@@ -10,15 +10,18 @@
 //!   failure-regex objects built from them;
 //! - [`dates`]: the date detector, date templates and `strptime`;
 //! - [`ipaddr`]: addresses as fail2ban parses, prints and resolves them;
+//! - [`failures`], [`bans`]: failure counting per address and the ban list;
 //! - [`filter`]: the per-line decision (date cut, prefregex, failregex,
 //!   ignoreregex, multi-line merge, failure id);
 //! - [`regextool`]: the `fail2ban-regex` command;
 //! - [`mytime`], [`pyvalue`], [`optparse`]: the clock, Python value
 //!   rendering, and Python-style command-line parsing.
 
+pub mod bans;
 pub mod config;
 pub mod dates;
 pub mod failregex;
+pub mod failures;
 pub mod filter;
 pub mod ipaddr;
 pub mod logging;
