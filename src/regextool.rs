@@ -1566,7 +1566,7 @@ pub fn main(argv: Vec<String>) -> i32 {
             return 1;
         }
     };
-    crate::logging::init(level, crate::logging::Sink::Stdout, opts.verbose <= 1);
+    crate::logging::init_regex_tool(level, opts.verbose <= 1);
     let mut tool = match Tool::new(opts) {
         Ok(t) => t,
         Err(e) => {
