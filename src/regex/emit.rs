@@ -603,7 +603,9 @@ impl<'a> Emitter<'a> {
         }
     }
 
-    fn seq(&mut self, out: &mut String, seq: &[Item], ctx: &Ctx) {
+    /// Emits `seq`; returns its tail ([`seq_tail`]) when tails are
+    /// tracked, computed along the way instead of by a separate walk.
+    fn seq(&mut self, out: &mut String, seq: &[Item], ctx: &Ctx) -> Tail {
         let mut c = ctx.clone();
         for (i, item) in seq.iter().enumerate() {
             if let Item::Assert {
@@ -619,34 +621,48 @@ impl<'a> Emitter<'a> {
                 };
                 self.assert(out, (*behind, *negate), body, &c, &next);
             } else {
-                self.item(out, item, &c);
-            }
-            if self.track_tail {
-                c.prev = item_tail(item, c.flags, &c.prev);
+                let tail = self.item(out, item, &c);
+                c.prev = tail;
             }
         }
+        c.prev
     }
 
-    fn alts(&mut self, out: &mut String, alts: &[&[Item]], ctx: &Ctx) {
+    /// Emits alternatives; returns the union of their tails.
+    fn alts(&mut self, out: &mut String, alts: &[&[Item]], ctx: &Ctx) -> Tail {
         out.push_str("(?:");
+        let mut tail: Option<Tail> = None;
         for (k, alt) in alts.iter().enumerate() {
             if k > 0 {
                 out.push('|');
             }
-            self.seq(out, alt, ctx);
+            let t = self.seq(out, alt, ctx);
+            if self.track_tail {
+                tail = Some(match tail {
+                    None => t,
+                    Some(u) => u.union(&t),
+                });
+            }
         }
         out.push(')');
+        tail.unwrap_or_else(|| ctx.prev.clone())
     }
 
-    fn item(&mut self, out: &mut String, item: &Item, ctx: &Ctx) {
+    /// Emits `item`; returns its tail ([`item_tail`]) when tails are
+    /// tracked.
+    fn item(&mut self, out: &mut String, item: &Item, ctx: &Ctx) -> Tail {
         if let Some(set) = item_set(item, ctx.flags) {
             self.push_set(out, &set);
-            return;
+            return if self.track_tail {
+                Tail::chars(set)
+            } else {
+                Tail::unknown()
+            };
         }
         match item {
             Item::Branch(alts) => {
                 let alts: Vec<&[Item]> = alts.iter().map(|a| a.as_slice()).collect();
-                self.alts(out, &alts, ctx);
+                self.alts(out, &alts, ctx)
             }
             Item::Group { add, del, body, .. } => {
                 let inner = Ctx {
@@ -654,8 +670,9 @@ impl<'a> Emitter<'a> {
                     ..ctx.clone()
                 };
                 out.push_str("(?:");
-                self.seq(out, body, &inner);
+                let tail = self.seq(out, body, &inner);
                 out.push(')');
+                tail
             }
             Item::Repeat {
                 kind,
@@ -663,24 +680,36 @@ impl<'a> Emitter<'a> {
                 max,
                 body,
             } => self.repeat(out, *kind, *min, *max, body, ctx),
-            Item::At(at) => self.at(out, *at, ctx),
+            Item::At(at) => {
+                self.at(out, *at, ctx);
+                ctx.prev.clone()
+            }
             Item::Assert {
                 behind,
                 negate,
                 body,
-            } => self.assert(out, (*behind, *negate), body, ctx, &Tail::unknown()),
-            Item::GroupRef(g) => self.groupref(out, *g, ctx),
+            } => {
+                self.assert(out, (*behind, *negate), body, ctx, &Tail::unknown());
+                ctx.prev.clone()
+            }
+            Item::GroupRef(g) => {
+                self.groupref(out, *g, ctx);
+                ctx.prev.then(&Tail::unknown())
+            }
             Item::GroupRefExists { yes, no, .. } => {
                 self.res.exact = false;
-                self.alts(out, &[yes, no.as_deref().unwrap_or(&[])], ctx);
+                self.alts(out, &[yes, no.as_deref().unwrap_or(&[])], ctx)
             }
             Item::Atomic(body) => {
                 self.res.exact = false;
                 out.push_str("(?:");
-                self.seq(out, body, ctx);
+                let tail = self.seq(out, body, ctx);
                 out.push(')');
+                tail
             }
-            Item::Literal(_) | Item::NotLiteral(_) | Item::Any | Item::In { .. } => {}
+            Item::Literal(_) | Item::NotLiteral(_) | Item::Any | Item::In { .. } => {
+                ctx.prev.clone()
+            }
         }
     }
 
@@ -692,30 +721,37 @@ impl<'a> Emitter<'a> {
         max: u32,
         body: &[Item],
         ctx: &Ctx,
-    ) {
+    ) -> Tail {
         if kind == RepeatKind::Possessive {
             self.res.exact = false;
         }
         if max == 0 {
-            return;
+            return ctx.prev.clone();
         }
-        let once = seq_tail(body, ctx.flags, &Tail::zero());
         let inner = Ctx {
             flags: ctx.flags,
-            prev: ctx.prev.then(&Tail {
-                set: once.set,
-                may_be_empty: true,
-            }),
+            prev: if self.track_tail {
+                let once = seq_tail(body, ctx.flags, &Tail::zero());
+                ctx.prev.then(&Tail {
+                    set: once.set,
+                    may_be_empty: true,
+                })
+            } else {
+                Tail::unknown()
+            },
+        };
+        out.push_str("(?:");
+        let last = self.seq(out, body, &inner);
+        let tail = if min == 0 && self.track_tail {
+            ctx.prev.union(&last)
+        } else {
+            last
         };
         if width(body, &self.parsed.widths).1 == 0 {
             // a zero-width body: once if `min > 0`, else optional
-            out.push_str("(?:");
-            self.seq(out, body, &inner);
             out.push_str(if min == 0 { ")?" } else { ")" });
-            return;
+            return tail;
         }
-        out.push_str("(?:");
-        self.seq(out, body, &inner);
         out.push(')');
         let lazy = if kind == RepeatKind::Lazy { "?" } else { "" };
         let _ = match (min, max) {
@@ -726,6 +762,7 @@ impl<'a> Emitter<'a> {
             (m, n) if m == n => write!(out, "{{{m}}}"),
             (m, n) => write!(out, "{{{m},{n}}}{lazy}"),
         };
+        tail
     }
 
     fn at(&mut self, out: &mut String, at: At, ctx: &Ctx) {
