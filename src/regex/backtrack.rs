@@ -152,9 +152,16 @@ pub(super) struct Program {
     sets: Vec<Set>,
     start: usize,
     groups: usize,
-    /// Whether every match starts at the beginning of the text (the
-    /// pattern opens with a non-multiline `^` or `\A`).
-    pub(super) at_start: bool,
+}
+
+/// Whether every match starts at the beginning of the text (the pattern
+/// opens with a non-multiline `^` or `\A`).
+pub(super) fn at_start(parsed: &Parsed) -> bool {
+    match parsed.seq.first() {
+        Some(Item::At(At::BeginningString)) => true,
+        Some(Item::At(At::Beginning)) => parsed.flags & MULTILINE == 0,
+        _ => false,
+    }
 }
 
 const SUCCESS: usize = 0;
@@ -162,17 +169,11 @@ const SUCCESS: usize = 0;
 impl Program {
     /// Compiles a parsed pattern (flags resolved as `re._compiler` does).
     pub(super) fn new(parsed: &Parsed) -> Program {
-        let at_start = match parsed.seq.first() {
-            Some(Item::At(At::BeginningString)) => true,
-            Some(Item::At(At::Beginning)) => parsed.flags & MULTILINE == 0,
-            _ => false,
-        };
         let mut p = Program {
             ops: vec![Op::Success],
             sets: Vec::new(),
             start: SUCCESS,
             groups: parsed.groups,
-            at_start,
         };
         p.start = p.seq(&parsed.seq, parsed.flags, SUCCESS, &parsed.widths);
         p

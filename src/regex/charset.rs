@@ -129,19 +129,56 @@ impl CharSet {
         CharSet { ranges: out }
     }
 
-    /// The elements of `self` not in `other`.
+    /// The elements of `self` not in `other` (each range of `self` cut
+    /// by the ranges of `other` it overlaps, found by binary search).
     pub(super) fn minus(&self, other: &CharSet) -> CharSet {
-        self.intersect(&other.negate())
+        let mut out = Vec::with_capacity(self.ranges.len());
+        let theirs = &other.ranges;
+        for &(a, b) in &self.ranges {
+            let mut next = a;
+            let mut j = theirs.partition_point(|&(_, y)| y < a);
+            while next <= b {
+                match theirs.get(j) {
+                    Some(&(x, y)) if x <= b => {
+                        if x > next {
+                            out.push((next, x - 1));
+                        }
+                        if y >= b {
+                            break;
+                        }
+                        next = next.max(y + 1);
+                        j += 1;
+                    }
+                    _ => {
+                        out.push((next, b));
+                        break;
+                    }
+                }
+            }
+        }
+        CharSet { ranges: out }
     }
 
-    /// Whether every element of `self` is in `other`.
+    /// Whether every element of `self` is in `other` (each range of
+    /// `self` must lie in one range of `other`, as ranges never touch).
     pub(super) fn is_subset(&self, other: &CharSet) -> bool {
-        self.minus(other).is_empty()
+        self.ranges.iter().all(|&(a, b)| {
+            let j = other.ranges.partition_point(|&(_, y)| y < a);
+            other.ranges.get(j).is_some_and(|&(x, y)| x <= a && b <= y)
+        })
     }
 
     /// Whether the two sets share an element.
     pub(super) fn intersects(&self, other: &CharSet) -> bool {
-        !self.intersect(other).is_empty()
+        let (small, big) = if self.ranges.len() <= other.ranges.len() {
+            (&self.ranges, &other.ranges)
+        } else {
+            (&other.ranges, &self.ranges)
+        };
+        small.iter().any(|&(a, b)| {
+            let j = big.partition_point(|&(_, y)| y < a);
+            big.get(j).is_some_and(|&(x, _)| x <= b)
+        })
     }
 }
 
@@ -277,12 +314,37 @@ fn domain(runs: &'static [(u32, u32, u32, i32)]) -> &'static CharSet {
     })
 }
 
-/// `{c : map(c) in target}` for a mapping given as runs.
+/// Every `(map(c), c)` of a mapping, sorted (cached per table).
+fn inverse(runs: &'static [(u32, u32, u32, i32)]) -> &'static [(u32, u32)] {
+    static LOWER_INVERSE: OnceLock<Vec<(u32, u32)>> = OnceLock::new();
+    static UPPER_INVERSE: OnceLock<Vec<(u32, u32)>> = OnceLock::new();
+    let cell = if std::ptr::eq(runs, tables::LOWER) {
+        &LOWER_INVERSE
+    } else {
+        &UPPER_INVERSE
+    };
+    cell.get_or_init(|| {
+        let mut pairs: Vec<(u32, u32)> = mapped(runs).map(|(c, m)| (m, c)).collect();
+        pairs.sort_unstable();
+        pairs
+    })
+}
+
+/// `{c : map(c) in target}` for a mapping given as runs: the unmoved
+/// members of `target`, plus the moved characters whose image is in it
+/// (looked up per range of `target` in the inverse table).
 fn preimage(runs: &'static [(u32, u32, u32, i32)], target: &CharSet) -> CharSet {
-    let moved: Vec<(u32, u32)> = mapped(runs)
-        .filter(|&(_, m)| target.contains(m))
-        .map(|(c, _)| (c, c))
-        .collect();
+    let inv = inverse(runs);
+    let mut moved: Vec<(u32, u32)> = Vec::new();
+    for &(a, b) in target.ranges() {
+        let start = inv.partition_point(|&(m, _)| m < a);
+        moved.extend(
+            inv[start..]
+                .iter()
+                .take_while(|&&(m, _)| m <= b)
+                .map(|&(_, c)| (c, c)),
+        );
+    }
     target
         .minus(domain(runs))
         .union(&CharSet::from_ranges(&moved))
@@ -425,9 +487,21 @@ fn image(mode: CaseMode, set: &CharSet) -> CharSet {
             return set.minus(&upper_az).union(&CharSet::from_ranges(&moved));
         }
     };
-    let moved: Vec<(u32, u32)> = mapped(runs)
-        .filter(|&(c, _)| set.contains(c))
-        .map(|(_, m)| (m, m))
+    let moved: Vec<(u32, u32)> = runs
+        .iter()
+        .filter(|&&(first, last, _, _)| {
+            let j = set.ranges.partition_point(|&(_, y)| y < first);
+            set.ranges.get(j).is_some_and(|&(x, _)| x <= last)
+        })
+        .flat_map(|&(first, last, stride, delta)| {
+            (first..=last)
+                .step_by(stride as usize)
+                .filter(|&c| set.contains(c))
+                .map(move |c| {
+                    let m = c.wrapping_add_signed(delta);
+                    (m, m)
+                })
+        })
         .collect();
     set.minus(dom).union(&CharSet::from_ranges(&moved))
 }

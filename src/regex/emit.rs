@@ -30,6 +30,7 @@ use super::parse::{
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::fmt::Write;
+use std::sync::OnceLock;
 
 /// The result of an emission.
 #[derive(Debug, Clone, Default)]
@@ -279,17 +280,12 @@ fn item_head(item: &Item, flags: u32) -> Tail {
 /// The neighbour states a known neighbour can be in (all when unknown).
 fn neighbour_states(t: &Tail) -> [bool; 4] {
     match (&t.set, t.may_be_empty) {
-        (Some(set), false) => {
-            let word = category_set(Category::Word, false);
-            let newline = CharSet::single(0x0A);
-            let other = word.union(&newline).negate();
-            [
-                false,
-                set.contains(0x0A),
-                set.intersects(word),
-                set.intersects(&other),
-            ]
-        }
+        (Some(set), false) => [
+            false,
+            set.contains(0x0A),
+            set.intersects(category_set(Category::Word, false)),
+            set.intersects(other_chars()),
+        ],
         _ => [true; 4],
     }
 }
@@ -317,9 +313,20 @@ fn is_word(s: usize) -> bool {
     s == WORD
 }
 
+/// The characters that are neither word characters nor `\n`.
+fn other_chars() -> &'static CharSet {
+    static OTHER: OnceLock<CharSet> = OnceLock::new();
+    OTHER.get_or_init(|| {
+        category_set(Category::Word, false)
+            .union(&CharSet::single(0x0A))
+            .negate()
+    })
+}
+
 /// The `regex`-crate assertions used to express masks.
-fn atoms() -> Vec<(&'static str, Mask, bool)> {
-    vec![
+const ATOMS: usize = 10;
+fn atoms() -> [(&'static str, Mask, bool); ATOMS] {
+    [
         (r"\A", mask_of(|p, _| p == ABSENT), false),
         (r"\z", mask_of(|_, n| n == ABSENT), false),
         ("(?m:^)", mask_of(|p, _| p == ABSENT || p == NEWLINE), false),
@@ -349,30 +356,35 @@ fn express_mask(target: Mask, care: Mask) -> Option<(String, bool)> {
         return Some((r"\b\B".into(), true));
     }
     let atoms = atoms();
-    let mut products: Vec<(Mask, Vec<usize>)> = Vec::new();
-    for subset in 1u32..(1 << atoms.len()) {
-        let mut m: Mask = 0xFFFF;
-        let mut used = Vec::new();
-        for (i, a) in atoms.iter().enumerate() {
-            if subset & (1 << i) != 0 {
-                m &= a.1;
-                used.push(i);
-            }
-        }
-        let m = m & care;
-        if m != 0 && m & !target == 0 {
-            products.push((m, used));
-        }
-    }
+    // the conjunction of every subset of atoms (bit `i`: atom `i` used)
+    static CONJUNCTIONS: OnceLock<Vec<Mask>> = OnceLock::new();
+    let conjunctions = CONJUNCTIONS.get_or_init(|| {
+        (0u32..(1 << ATOMS))
+            .map(|subset| {
+                (0..ATOMS)
+                    .filter(|i| subset & (1 << i) != 0)
+                    .fold(0xFFFF, |m, i| m & atoms[i].1)
+            })
+            .collect()
+    });
+    let products: Vec<(Mask, u32)> = (1u32..(1 << ATOMS))
+        .map(|subset| (conjunctions[subset as usize] & care, subset))
+        .filter(|&(m, _)| m != 0 && m & !target == 0)
+        .collect();
     let mut covered: Mask = 0;
-    let mut chosen: Vec<Vec<usize>> = Vec::new();
+    let mut chosen: Vec<u32> = Vec::new();
     while covered != target {
         let best = products
             .iter()
             .filter(|(m, _)| m & !covered != 0)
-            .max_by_key(|(m, used)| ((m & !covered).count_ones(), std::cmp::Reverse(used.len())))?;
+            .max_by_key(|(m, used)| {
+                (
+                    (m & !covered).count_ones(),
+                    std::cmp::Reverse(used.count_ones()),
+                )
+            })?;
         covered |= best.0;
-        chosen.push(best.1.clone());
+        chosen.push(best.1);
     }
     let mut out = String::from("(?:");
     let mut words = false;
@@ -380,9 +392,11 @@ fn express_mask(target: Mask, care: Mask) -> Option<(String, bool)> {
         if k > 0 {
             out.push('|');
         }
-        for &i in used {
-            out.push_str(atoms[i].0);
-            words |= atoms[i].2;
+        for (i, atom) in atoms.iter().enumerate() {
+            if used & (1 << i) != 0 {
+                out.push_str(atom.0);
+                words |= atom.2;
+            }
         }
     }
     out.push(')');
@@ -414,7 +428,7 @@ fn at_mask(at: At, flags: u32) -> Option<(Mask, bool)> {
 fn class_states(set: &CharSet) -> Option<[bool; 4]> {
     let word = category_set(Category::Word, false);
     let newline = CharSet::single(0x0A);
-    let other = word.union(&newline).negate();
+    let other = other_chars();
     let state = |s: &CharSet| {
         if s.is_subset(set) {
             Some(true)
@@ -425,7 +439,7 @@ fn class_states(set: &CharSet) -> Option<[bool; 4]> {
         }
     };
     // indexed by ABSENT, NEWLINE, WORD and the other characters
-    Some([false, state(&newline)?, state(word)?, state(&other)?])
+    Some([false, state(&newline)?, state(word)?, state(other)?])
 }
 
 /// The mask of a look-around made only of position tests and single
@@ -589,7 +603,9 @@ impl<'a> Emitter<'a> {
         }
     }
 
-    fn seq(&mut self, out: &mut String, seq: &[Item], ctx: &Ctx) {
+    /// Emits `seq`; returns its tail ([`seq_tail`]) when tails are
+    /// tracked, computed along the way instead of by a separate walk.
+    fn seq(&mut self, out: &mut String, seq: &[Item], ctx: &Ctx) -> Tail {
         let mut c = ctx.clone();
         for (i, item) in seq.iter().enumerate() {
             if let Item::Assert {
@@ -605,34 +621,48 @@ impl<'a> Emitter<'a> {
                 };
                 self.assert(out, (*behind, *negate), body, &c, &next);
             } else {
-                self.item(out, item, &c);
-            }
-            if self.track_tail {
-                c.prev = item_tail(item, c.flags, &c.prev);
+                let tail = self.item(out, item, &c);
+                c.prev = tail;
             }
         }
+        c.prev
     }
 
-    fn alts(&mut self, out: &mut String, alts: &[&[Item]], ctx: &Ctx) {
+    /// Emits alternatives; returns the union of their tails.
+    fn alts(&mut self, out: &mut String, alts: &[&[Item]], ctx: &Ctx) -> Tail {
         out.push_str("(?:");
+        let mut tail: Option<Tail> = None;
         for (k, alt) in alts.iter().enumerate() {
             if k > 0 {
                 out.push('|');
             }
-            self.seq(out, alt, ctx);
+            let t = self.seq(out, alt, ctx);
+            if self.track_tail {
+                tail = Some(match tail {
+                    None => t,
+                    Some(u) => u.union(&t),
+                });
+            }
         }
         out.push(')');
+        tail.unwrap_or_else(|| ctx.prev.clone())
     }
 
-    fn item(&mut self, out: &mut String, item: &Item, ctx: &Ctx) {
+    /// Emits `item`; returns its tail ([`item_tail`]) when tails are
+    /// tracked.
+    fn item(&mut self, out: &mut String, item: &Item, ctx: &Ctx) -> Tail {
         if let Some(set) = item_set(item, ctx.flags) {
             self.push_set(out, &set);
-            return;
+            return if self.track_tail {
+                Tail::chars(set)
+            } else {
+                Tail::unknown()
+            };
         }
         match item {
             Item::Branch(alts) => {
                 let alts: Vec<&[Item]> = alts.iter().map(|a| a.as_slice()).collect();
-                self.alts(out, &alts, ctx);
+                self.alts(out, &alts, ctx)
             }
             Item::Group { add, del, body, .. } => {
                 let inner = Ctx {
@@ -640,8 +670,9 @@ impl<'a> Emitter<'a> {
                     ..ctx.clone()
                 };
                 out.push_str("(?:");
-                self.seq(out, body, &inner);
+                let tail = self.seq(out, body, &inner);
                 out.push(')');
+                tail
             }
             Item::Repeat {
                 kind,
@@ -649,24 +680,36 @@ impl<'a> Emitter<'a> {
                 max,
                 body,
             } => self.repeat(out, *kind, *min, *max, body, ctx),
-            Item::At(at) => self.at(out, *at, ctx),
+            Item::At(at) => {
+                self.at(out, *at, ctx);
+                ctx.prev.clone()
+            }
             Item::Assert {
                 behind,
                 negate,
                 body,
-            } => self.assert(out, (*behind, *negate), body, ctx, &Tail::unknown()),
-            Item::GroupRef(g) => self.groupref(out, *g, ctx),
+            } => {
+                self.assert(out, (*behind, *negate), body, ctx, &Tail::unknown());
+                ctx.prev.clone()
+            }
+            Item::GroupRef(g) => {
+                self.groupref(out, *g, ctx);
+                ctx.prev.then(&Tail::unknown())
+            }
             Item::GroupRefExists { yes, no, .. } => {
                 self.res.exact = false;
-                self.alts(out, &[yes, no.as_deref().unwrap_or(&[])], ctx);
+                self.alts(out, &[yes, no.as_deref().unwrap_or(&[])], ctx)
             }
             Item::Atomic(body) => {
                 self.res.exact = false;
                 out.push_str("(?:");
-                self.seq(out, body, ctx);
+                let tail = self.seq(out, body, ctx);
                 out.push(')');
+                tail
             }
-            Item::Literal(_) | Item::NotLiteral(_) | Item::Any | Item::In { .. } => {}
+            Item::Literal(_) | Item::NotLiteral(_) | Item::Any | Item::In { .. } => {
+                ctx.prev.clone()
+            }
         }
     }
 
@@ -678,30 +721,37 @@ impl<'a> Emitter<'a> {
         max: u32,
         body: &[Item],
         ctx: &Ctx,
-    ) {
+    ) -> Tail {
         if kind == RepeatKind::Possessive {
             self.res.exact = false;
         }
         if max == 0 {
-            return;
+            return ctx.prev.clone();
         }
-        let once = seq_tail(body, ctx.flags, &Tail::zero());
         let inner = Ctx {
             flags: ctx.flags,
-            prev: ctx.prev.then(&Tail {
-                set: once.set,
-                may_be_empty: true,
-            }),
+            prev: if self.track_tail {
+                let once = seq_tail(body, ctx.flags, &Tail::zero());
+                ctx.prev.then(&Tail {
+                    set: once.set,
+                    may_be_empty: true,
+                })
+            } else {
+                Tail::unknown()
+            },
+        };
+        out.push_str("(?:");
+        let last = self.seq(out, body, &inner);
+        let tail = if min == 0 && self.track_tail {
+            ctx.prev.union(&last)
+        } else {
+            last
         };
         if width(body, &self.parsed.widths).1 == 0 {
             // a zero-width body: once if `min > 0`, else optional
-            out.push_str("(?:");
-            self.seq(out, body, &inner);
             out.push_str(if min == 0 { ")?" } else { ")" });
-            return;
+            return tail;
         }
-        out.push_str("(?:");
-        self.seq(out, body, &inner);
         out.push(')');
         let lazy = if kind == RepeatKind::Lazy { "?" } else { "" };
         let _ = match (min, max) {
@@ -712,6 +762,7 @@ impl<'a> Emitter<'a> {
             (m, n) if m == n => write!(out, "{{{m}}}"),
             (m, n) => write!(out, "{{{m},{n}}}{lazy}"),
         };
+        tail
     }
 
     fn at(&mut self, out: &mut String, at: At, ctx: &Ctx) {

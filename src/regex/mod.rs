@@ -165,16 +165,24 @@ impl Captures {
 }
 
 /// A compiled Python regex.
+///
+/// Compiling only parses (every error `re.compile` reports is a parse
+/// error); the automata and the backtracker's program are built on first
+/// use.
 pub struct PyRegex {
     pattern: String,
-    groups: usize,
-    names: Vec<(String, usize)>,
-    program: Program,
-    /// The crate form for ASCII haystacks.
-    ascii_re: Option<meta::Regex>,
-    /// The crate form for other haystacks (built on first use).
-    unicode_pattern: String,
+    parsed: parse::Parsed,
+    /// The crate form for ASCII haystacks and what is known of it.
+    automaton: OnceLock<Automaton>,
+    program: OnceLock<Program>,
+    /// The crate form for other haystacks.
     unicode_re: OnceLock<Option<meta::Regex>>,
+}
+
+/// The crate form of a pattern for ASCII haystacks, and the conditions
+/// under which the crate forms are exact.
+struct Automaton {
+    ascii_re: Option<meta::Regex>,
     /// Whether the crate form matches exactly where Python does (given
     /// the haystack checks).
     exact: bool,
@@ -185,6 +193,8 @@ pub struct PyRegex {
     word_unicode: bool,
     word_ascii: bool,
     non_boundary: bool,
+    /// Whether every match starts at the beginning of the text.
+    at_start: bool,
 }
 
 impl fmt::Debug for PyRegex {
@@ -225,24 +235,37 @@ impl PyRegex {
     pub fn with_flags(pattern: &str, flags: Flags) -> Result<PyRegex, Error> {
         let parsed =
             parse::parse(pattern, flags.bits()).map_err(|e| Error::new(e.msg, e.pos, pattern))?;
-        let em = emit::emit(&parsed);
-        let ascii_re = build_crate(&emit::emit_ascii(&parsed).pattern);
-        let crate_span_exact = !parse::has_nullable_repeat(&parsed.seq, &parsed.widths);
         Ok(PyRegex {
-            crate_span_exact,
             pattern: pattern.to_string(),
-            groups: parsed.groups,
-            names: parsed.names.clone(),
-            program: Program::new(&parsed),
-            exact: em.exact && ascii_re.is_some(),
-            ascii_re,
-            unicode_pattern: em.pattern,
+            parsed,
+            automaton: OnceLock::new(),
+            program: OnceLock::new(),
             unicode_re: OnceLock::new(),
-            uses_dollar: em.uses_dollar,
-            word_unicode: em.word_unicode,
-            word_ascii: em.word_ascii,
-            non_boundary: em.non_boundary,
         })
+    }
+
+    fn automaton(&self) -> &Automaton {
+        self.automaton.get_or_init(|| {
+            let em = emit::emit_ascii(&self.parsed);
+            let ascii_re = build_crate(&em.pattern);
+            Automaton {
+                exact: em.exact && ascii_re.is_some(),
+                crate_span_exact: !parse::has_nullable_repeat(
+                    &self.parsed.seq,
+                    &self.parsed.widths,
+                ),
+                uses_dollar: em.uses_dollar,
+                word_unicode: em.word_unicode,
+                word_ascii: em.word_ascii,
+                non_boundary: em.non_boundary,
+                at_start: backtrack::at_start(&self.parsed),
+                ascii_re,
+            }
+        })
+    }
+
+    fn program(&self) -> &Program {
+        self.program.get_or_init(|| Program::new(&self.parsed))
     }
 
     /// The Python pattern text.
@@ -252,17 +275,21 @@ impl PyRegex {
 
     /// Number of capture groups, excluding group 0.
     pub fn groups(&self) -> usize {
-        self.groups
+        self.parsed.groups
     }
 
     /// Named groups in order of definition, with their group index.
     pub fn group_names(&self) -> &[(String, usize)] {
-        &self.names
+        &self.parsed.names
     }
 
     /// Index of the named group.
     pub fn group_index(&self, name: &str) -> Option<usize> {
-        self.names.iter().find(|(n, _)| n == name).map(|(_, i)| *i)
+        self.parsed
+            .names
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, i)| *i)
     }
 
     /// Whether the pattern is found anywhere in `text`.
@@ -291,19 +318,17 @@ impl PyRegex {
     /// `Some(None)` for no match, `None` when only a full search can tell
     /// (the automaton is not exact for this pattern or this text).
     pub fn automaton_span(&self, text: &str) -> Option<Option<(usize, usize)>> {
-        if !(self.exact && self.crate_span_exact) || (self.non_boundary && text.is_empty()) {
+        let a = self.automaton();
+        if !(a.exact && a.crate_span_exact) || (a.non_boundary && text.is_empty()) {
             return None;
         }
         let ascii = text.is_ascii();
         let re = if ascii {
-            self.ascii_re.as_ref()
+            a.ascii_re.as_ref()
         } else {
             self.unicode_form()
         }?;
-        if self.words_disagree(text, ascii)
-            || (self.uses_dollar
-                && memchr::memchr(b'\n', text.as_bytes()).is_some_and(|i| i + 1 != text.len()))
-        {
+        if a.words_disagree(text, ascii) || (a.uses_dollar && inner_newline(text)) {
             return None;
         }
         Some(re.find(Input::new(text)).map(|m| (m.start(), m.end())))
@@ -311,21 +336,8 @@ impl PyRegex {
 
     fn unicode_form(&self) -> Option<&meta::Regex> {
         self.unicode_re
-            .get_or_init(|| build_crate(&self.unicode_pattern))
+            .get_or_init(|| build_crate(&emit::emit(&self.parsed).pattern))
             .as_ref()
-    }
-
-    /// Whether the haystack has characters on which Python's word
-    /// characters and the `regex` crate's differ (for the boundaries used).
-    fn words_disagree(&self, hay: &str, ascii: bool) -> bool {
-        if !(self.word_unicode || self.word_ascii) || ascii {
-            return false;
-        }
-        hay.chars().any(|c| {
-            let crate_word = regex_syntax::is_word_character(c);
-            (self.word_unicode && charset::is_py_word(c) != crate_word)
-                || (self.word_ascii && !c.is_ascii() && crate_word)
-        })
     }
 
     fn run(&self, text: &str, pos: usize, endpos: usize, caps: Option<&mut Captures>) -> bool {
@@ -339,8 +351,9 @@ impl PyRegex {
         }
         let hay = &text[..endpos];
         let ascii = hay.is_ascii();
+        let a = self.automaton();
         let crate_re = if ascii {
-            self.ascii_re.as_ref()
+            a.ascii_re.as_ref()
         } else {
             self.unicode_form()
         };
@@ -349,20 +362,16 @@ impl PyRegex {
         let mut start = Some(pos);
         let mut anchored = false;
         if let Some(re) = crate_re
-            && !self.words_disagree(hay, ascii)
+            && !a.words_disagree(hay, ascii)
         {
             let input = Input::new(hay).range(pos..);
-            let exact = self.exact
-                && !(self.non_boundary && hay.is_empty())
-                && (!self.uses_dollar
-                    || match memchr::memchr(b'\n', hay.as_bytes()) {
-                        None => true,
-                        Some(i) => i + 1 == hay.len(),
-                    });
+            let exact = a.exact
+                && !(a.non_boundary && hay.is_empty())
+                && !(a.uses_dollar && inner_newline(hay));
             if caps.is_none() && exact {
                 return re.is_match(input);
             }
-            if exact && self.crate_span_exact && self.groups == 0 {
+            if exact && a.crate_span_exact && self.parsed.groups == 0 {
                 let m = re.find(input);
                 if let Some(caps) = caps {
                     caps.slots.clear();
@@ -372,13 +381,13 @@ impl PyRegex {
                 }
                 return m.is_some();
             }
-            start = if self.program.at_start {
+            start = if a.at_start {
                 // the match can only start at `pos`: a yes/no suffices
                 re.is_match(input).then_some(pos)
             } else {
                 re.find(input).map(|m| m.start())
             };
-            anchored = exact || self.program.at_start;
+            anchored = exact || a.at_start;
         }
         let Some(start) = start else {
             if let Some(caps) = caps {
@@ -405,8 +414,9 @@ impl PyRegex {
         slots: Option<&mut Vec<Option<usize>>>,
     ) -> bool {
         let mut slots = slots;
+        let program = self.program();
         let outcome = SCRATCH.with(|s| match s.try_borrow_mut() {
-            Ok(mut s) => self.program.search(
+            Ok(mut s) => program.search(
                 hay,
                 start,
                 anchored,
@@ -414,7 +424,7 @@ impl PyRegex {
                 slots.as_deref_mut(),
                 SHALLOW_DEPTH,
             ),
-            Err(_) => self.program.search(
+            Err(_) => program.search(
                 hay,
                 start,
                 anchored,
@@ -428,7 +438,7 @@ impl PyRegex {
                 std::thread::Builder::new()
                     .stack_size(DEEP_STACK)
                     .spawn_scoped(scope, || {
-                        self.program.search(
+                        program.search(
                             hay,
                             start,
                             anchored,
@@ -450,6 +460,27 @@ impl PyRegex {
         }
         outcome == Outcome::Match
     }
+}
+
+impl Automaton {
+    /// Whether the haystack has characters on which Python's word
+    /// characters and the `regex` crate's differ (for the boundaries used).
+    fn words_disagree(&self, hay: &str, ascii: bool) -> bool {
+        if !(self.word_unicode || self.word_ascii) || ascii {
+            return false;
+        }
+        hay.chars().any(|c| {
+            let crate_word = regex_syntax::is_word_character(c);
+            (self.word_unicode && charset::is_py_word(c) != crate_word)
+                || (self.word_ascii && !c.is_ascii() && crate_word)
+        })
+    }
+}
+
+/// Whether `hay` has a `\n` before its last character (where the crate's
+/// `(?m:$)` and Python's `$` differ).
+fn inner_newline(hay: &str) -> bool {
+    memchr::memchr(b'\n', hay.as_bytes()).is_some_and(|i| i + 1 != hay.len())
 }
 
 fn floor_boundary(text: &str, mut i: usize) -> usize {

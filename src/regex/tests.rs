@@ -249,7 +249,7 @@ fn lookarounds_backrefs_conditionals() {
 }
 
 fn exact(pattern: &str) -> bool {
-    PyRegex::new(pattern).unwrap().exact
+    PyRegex::new(pattern).unwrap().automaton().exact
 }
 
 #[test]
@@ -257,7 +257,7 @@ fn fail2ban_shapes_stay_exact_on_the_regex_crate() {
     let host = r"(?:\[?(?:(?:::f{4,6}:)?(?P<ip4>(?:\d{1,3}\.){3}\d{1,3})|(?P<ip6>(?:[0-9a-fA-F]{1,4}::?|::){1,7}(?:[0-9a-fA-F]{1,4}|(?<=:):)))\]?|(?P<dns>[\w\-.^_]*\w))";
     let p = format!(r"^Failed password for \S+ from {host} port \d+\s*$");
     let re = PyRegex::new(&p).unwrap();
-    assert!(re.exact);
+    assert!(re.automaton().exact);
     let caps = re
         .search("Failed password for root from 2001:db8::1 port 22\n")
         .unwrap();
