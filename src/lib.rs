@@ -25,6 +25,7 @@ pub mod failures;
 pub mod filter;
 pub mod ipaddr;
 pub mod logging;
+pub mod logwatch;
 pub mod mytime;
 pub mod optparse;
 pub mod pyvalue;
