@@ -76,6 +76,9 @@ impl Container {
     pub fn open(path: &str, tail: bool) -> io::Result<Container> {
         let file = File::open(path)?;
         let meta = file.metadata()?;
+        if meta.is_dir() {
+            return Err(io::Error::from_raw_os_error(libc::EISDIR));
+        }
         let (hash, first_len) = first_line_hash(&file)?;
         let pos = if tail { meta.len() } else { 0 };
         Ok(Container {

@@ -41,8 +41,9 @@
 //! the first line, after which the new file is read from its start and
 //! `Log rotation detected for ...` is logged (when the old file had a hash);
 //! the polling backend stats at fail2ban's growing intervals (0.2 s steps
-//! up to the 2 s `sleeptime`) and drops a file after 50 failed stats; the
-//! inotify backend logs fail2ban's absence/presence messages.
+//! up to the 2 s `sleeptime`) and drops a file after 50 failed stats
+//! (counted once per 2 s, as fail2ban pauses after each); the inotify
+//! backend logs fail2ban's absence/presence messages.
 //!
 //! Deliberate differences, each fixing a weakness of fail2ban:
 //! - files stay open, so when a file is renamed, deleted or replaced, the
@@ -444,6 +445,17 @@ fn has_magic(s: &str) -> bool {
 fn glob_matches(pattern: &str, name: &str) -> bool {
     (!name.starts_with('.') || pattern.starts_with('.'))
         && crate::config::glob::fnmatch(name, pattern)
+}
+
+/// The (UTF-8) names in a directory, in directory order.
+fn dir_names(dir: &str) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.flatten()
+                .filter_map(|e| e.file_name().into_string().ok())
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 fn stamp_of(m: &std::fs::Metadata) -> (i64, i64, u64, u64) {
@@ -893,6 +905,18 @@ impl<J: Clone + Eq + Hash + fmt::Debug> LogWatch<J> {
                     f.due = Some(now);
                 }
             }
+            // files may have appeared unnoticed: list the patterns' folders
+            let keys: Vec<String> = self
+                .jails
+                .values()
+                .filter(|j| j.backend == Backend::Inotify)
+                .flat_map(|j| j.globs.iter().map(|g| g.dir_key.clone()))
+                .collect();
+            for key in keys {
+                for name in dir_names(&key) {
+                    created.push((key.clone(), name));
+                }
+            }
             return;
         }
         if let Some(ids) = self.file_wds.get(&ev.wd).cloned() {
@@ -1139,14 +1163,7 @@ impl<J: Clone + Eq + Hash + fmt::Debug> LogWatch<J> {
         }
         rescan.dedup();
         for key in rescan {
-            let Ok(entries) = std::fs::read_dir(&key) else {
-                continue;
-            };
-            let names: Vec<String> = entries
-                .flatten()
-                .filter_map(|e| e.file_name().into_string().ok())
-                .collect();
-            for name in names {
+            for name in dir_names(&key) {
                 self.glob_appeared(&key, &name, now, Some(jail));
             }
         }
@@ -1180,14 +1197,7 @@ impl<J: Clone + Eq + Hash + fmt::Debug> LogWatch<J> {
                             f.due = Some(now);
                         }
                     }
-                    let names: Vec<String> = std::fs::read_dir(&key)
-                        .map(|rd| {
-                            rd.flatten()
-                                .filter_map(|e| e.file_name().into_string().ok())
-                                .collect()
-                        })
-                        .unwrap_or_default();
-                    for name in names {
+                    for name in dir_names(&key) {
                         self.glob_appeared(&key, &name, now, None);
                     }
                 }

@@ -649,15 +649,138 @@ fn polling_wakes_at_growing_intervals() {
     let mut h = Harness::new();
     h.jail("j", Backend::Polling);
     h.add("j", &p, opts());
-    h.turn(Duration::ZERO);
+    let mut now = Instant::now();
+    h.w.on_timer(now, &mut h.rec);
     let mut gaps = Vec::new();
-    for _ in 0..5 {
-        let before = Instant::now();
+    for _ in 0..6 {
         let t = h.w.next_deadline().expect("polling has a timer");
-        gaps.push(((t - before).as_secs_f64() * 10.0).round() / 10.0);
-        h.turn(Duration::from_secs(3));
+        gaps.push(((t - now).as_secs_f64() * 1000.0).round() as u64);
+        now = t;
+        h.w.on_timer(now, &mut h.rec);
     }
-    assert_eq!(gaps, vec![0.2, 0.4, 0.6, 0.8, 0.2]);
+    assert_eq!(gaps, vec![200, 400, 600, 800, 200, 400]);
+    // a change starts the cycle again
+    append(&p, b"x\n");
+    h.w.on_timer(h.w.next_deadline().unwrap(), &mut h.rec);
+    assert_eq!(h.rec.texts(), lines(&["x"]));
+}
+
+#[test]
+fn polling_gives_a_vanished_file_up_after_fifty_failures() {
+    let d = TempDir::new("drop");
+    let p = d.path("gone.log");
+    append(&p, b"last words\n");
+    let mut h = Harness::new();
+    h.jail("j", Backend::Polling);
+    h.add("j", &p, opts());
+    let mut now = Instant::now();
+    h.w.on_timer(now, &mut h.rec);
+    fs::remove_file(&p).unwrap();
+    // failures count once per 2 s, as fail2ban sleeps after each one
+    let mut seconds = 0.0;
+    while h.rec.dropped.is_empty() && seconds < 200.0 {
+        now += Duration::from_millis(100);
+        seconds += 0.1;
+        h.w.on_timer(now, &mut h.rec);
+    }
+    assert_eq!(h.rec.dropped, vec![p.clone()]);
+    assert!(
+        (100.0..103.0).contains(&seconds),
+        "dropped after {seconds} s"
+    );
+    assert!(h.w.paths(&"j".to_string()).is_empty());
+    assert_eq!(h.rec.texts(), lines(&["last words"]));
+    assert_eq!(h.w.next_deadline(), None);
+}
+
+#[test]
+fn rotated_file_is_read_for_a_grace_time_then_closed() {
+    let d = TempDir::new("grace");
+    let p = d.path("g.log");
+    append(&p, b"a1\n");
+    let mut h = Harness::new();
+    h.jail("j", Backend::Inotify);
+    h.add("j", &p, opts());
+    h.until_lines(1, WAIT);
+    let mut old = OpenOptions::new().append(true).open(&p).unwrap();
+    fs::rename(&p, d.path("g.log.1")).unwrap();
+    append(&p, b"b1\n");
+    h.until_lines(2, WAIT);
+    let id = h.w.jails[&"j".to_string()].files[&p];
+    assert_eq!(h.w.follows[id].as_ref().unwrap().retired.len(), 1);
+    let deadline = h.w.next_deadline().expect("the end of the grace time");
+    assert!(deadline > Instant::now() + Duration::from_secs(50));
+    // written to the old file: read at the latest when the grace time ends
+    old.write_all(b"a2\n").unwrap();
+    h.w.on_timer(deadline, &mut h.rec);
+    assert_eq!(h.rec.texts(), lines(&["a1", "b1", "a2"]));
+    assert!(h.w.follows[id].as_ref().unwrap().retired.is_empty());
+    assert_eq!(h.w.next_deadline(), None);
+    old.write_all(b"a3\n").unwrap();
+    h.run_for(SETTLE);
+    assert_eq!(h.rec.lines.len(), 3, "closed: no longer read");
+}
+
+#[test]
+fn a_large_backlog_is_read_in_slices() {
+    let d = TempDir::new("backlog");
+    let p = d.path("big.log");
+    let mut text = Vec::new();
+    let n = 120_000;
+    for i in 0..n {
+        text.extend_from_slice(format!("{i:0>99}\n").as_bytes());
+    }
+    append(&p, &text);
+    let mut h = Harness::new();
+    h.jail("j", Backend::Inotify);
+    h.add("j", &p, opts());
+    let now = Instant::now();
+    h.w.on_timer(now, &mut h.rec);
+    let first = h.rec.lines.len();
+    assert!(first > 0 && first < n, "{first} lines in the first slice");
+    assert!(h.w.next_deadline().is_some_and(|t| t <= Instant::now()));
+    h.until_lines(n, WAIT);
+    assert_eq!(h.rec.lines.len(), n);
+    assert!(
+        h.rec
+            .lines
+            .iter()
+            .enumerate()
+            .all(|(i, l)| l.2 == format!("{i:0>99}"))
+    );
+    assert!(!h.rec.lines[n - 2].3 && h.w.follows[0].as_ref().unwrap().in_operation);
+}
+
+#[test]
+fn a_directory_is_not_a_log_file() {
+    let d = TempDir::new("isdir");
+    let mut h = Harness::new();
+    h.jail("j", Backend::Inotify);
+    let sub = d.path("sub");
+    fs::create_dir(&sub).unwrap();
+    let err = h.w.add_path(&"j".to_string(), &sub, opts()).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        format!("[Errno 21] Is a directory: '{sub}'")
+    );
+}
+
+#[test]
+fn encoding_change_applies_to_the_next_lines() {
+    let d = TempDir::new("setenc");
+    let p = d.path("e.log");
+    append(&p, b"caf\xe9\n");
+    let mut h = Harness::new();
+    h.jail("j", Backend::Inotify);
+    h.add("j", &p, opts());
+    h.until_lines(1, WAIT);
+    h.w.set_encoding(&"j".to_string(), Encoding::lookup("latin-1").unwrap());
+    append(&p, b"caf\xe9\n");
+    h.until_lines(2, WAIT);
+    assert_eq!(h.rec.texts(), lines(&["caf\u{fffd}", "caf\u{e9}"]));
+    h.w.remove_jail(&"j".to_string());
+    assert!(h.w.paths(&"j".to_string()).is_empty());
+    assert!(h.w.file_wds.is_empty() && h.w.dirs.is_empty() && h.w.dir_wds.is_empty());
 }
 
 #[test]
