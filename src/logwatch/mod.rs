@@ -190,7 +190,8 @@ pub struct PathOptions {
     /// older than `now - findtime` (by bisection). `None`: no such seek.
     pub find_time: Option<f64>,
     /// The position stored in the database for this jail and path; used
-    /// (for a `head` log) when its hash is the file's current one.
+    /// (for a `head` log) when its hash is the file's current one. Ignored
+    /// for a pattern (see [`LogWatch::set_position`]).
     pub resume: Option<Position>,
 }
 
@@ -598,6 +599,11 @@ impl<J: Clone + Eq + Hash + fmt::Debug> LogWatch<J> {
         }
         let (dir, name) = split_path(path);
         let watchable = !has_magic(dir) && std::path::Path::new(&dir_key(dir)).is_dir();
+        // a stored position belongs to one file: not to a pattern's matches
+        let opts = PathOptions {
+            resume: None,
+            ..opts
+        };
         let mut added = Vec::new();
         for m in crate::config::glob::glob(path) {
             let known = self
@@ -629,7 +635,6 @@ impl<J: Clone + Eq + Hash + fmt::Debug> LogWatch<J> {
             name: name.to_string(),
             opts: PathOptions {
                 tail: false,
-                resume: None,
                 ..opts
             },
             stamp,
