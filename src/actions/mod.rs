@@ -49,7 +49,13 @@
 //!   (the result is not known when the core needs it);
 //! - log lines that report the outcome of a command come when it ends, so
 //!   `Unban` lines of a flush are logged before the flush command's errors;
-//! - `<fq-hostname>` and `<ip-host>` are resolved on a helper thread.
+//! - `<fq-hostname>` and `<ip-host>` are resolved on a helper thread;
+//! - operation commands (start, stop, flush ...) see the jail counters of
+//!   the moment (fail2ban keeps those it computed for the first operation).
+//!
+//! Without pidfds (Linux < 5.3) the runner installs a process-wide SIGCHLD
+//! handler (calling a plain handler found before it) that wakes each jail's
+//! pipe; the core must then not reap children of its own with `wait(-1)`.
 //!
 //! Python actions (`action.d/*.py`) cannot be hosted:
 //! [`Actions::add_python_action`] refuses them with a clear error.

@@ -44,6 +44,8 @@ const LOGGER: &str = "fail2ban.utils";
 const KILL_GRACE: Duration = Duration::from_millis(200);
 /// Interval of exit checks for children without pidfd or signal watch.
 const POLL_INTERVAL: Duration = Duration::from_millis(50);
+/// The deadline of a timeout too large to represent.
+const FOREVER: Duration = Duration::from_secs(100 * 365 * 86400);
 /// Output kept per stream and command (the rest is read and dropped).
 const OUTPUT_CAP: usize = 1 << 20;
 
@@ -250,9 +252,11 @@ impl Runner {
         let out = Capture::new(proc.stdout.take().map(OwnedFd::from));
         let err = Capture::new(proc.stderr.take().map(OwnedFd::from));
         let (watch, pidfd) = self.watch_child(proc.id() as i32);
-        let secs = timeout.as_f64().max(0.0);
-        let deadline =
-            Instant::now() + Duration::try_from_secs_f64(secs).unwrap_or(Duration::MAX / 4);
+        let now = Instant::now();
+        let deadline = Duration::try_from_secs_f64(timeout.as_f64().max(0.0))
+            .ok()
+            .and_then(|d| now.checked_add(d))
+            .unwrap_or_else(|| now + FOREVER);
         self.children.push(Running {
             id,
             token,
