@@ -14,9 +14,12 @@
 //! - [`filter`]: the per-line decision (date cut, prefregex, failregex,
 //!   ignoreregex, multi-line merge, failure id);
 //! - [`regextool`]: the `fail2ban-regex` command;
+//! - [`actions`]: a jail's `action.d` commands, tag substitution and the
+//!   non-blocking execution of the resulting shell commands;
 //! - [`mytime`], [`pyvalue`], [`optparse`]: the clock, Python value
 //!   rendering, and Python-style command-line parsing.
 
+pub mod actions;
 pub mod bans;
 pub mod config;
 pub mod dates;
