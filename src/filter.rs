@@ -647,6 +647,36 @@ impl Filter {
         &self.rules.ignoreregex
     }
 
+    /// Removes failregex (`fail`) or ignoreregex number `index`
+    /// (`delfailregex`); an index out of range is logged, as fail2ban does.
+    pub fn delete_regex(&mut self, fail: bool, index: i64) {
+        let rules = self.rules_mut();
+        let list = if fail {
+            &mut rules.failregex
+        } else {
+            &mut rules.ignoreregex
+        };
+        let len = list.len() as i64;
+        let i = if index < 0 { index + len } else { index };
+        if (0..len).contains(&i) {
+            list.remove(i as usize);
+        } else {
+            log::error!("Cannot remove regular expression. Index {index} is not valid");
+        }
+    }
+
+    /// Clears the failregexes and ignoreregexes (a reload refills them).
+    pub fn clear_regexes(&mut self) {
+        let rules = self.rules_mut();
+        rules.failregex.clear();
+        rules.ignoreregex.clear();
+    }
+
+    /// The `logtimezone`, if set.
+    pub fn logtimezone(&self) -> Option<&str> {
+        self.dater.logtimezone.as_deref()
+    }
+
     pub fn set_maxlines(&mut self, value: i64) -> Result<(), FilterError> {
         if value <= 0 {
             return Err(FilterError::Value(

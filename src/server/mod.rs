@@ -18,6 +18,7 @@
 
 pub mod ignore;
 pub mod jail;
+pub mod process;
 pub mod transmitter;
 
 use std::io::{ErrorKind, Read, Write};
@@ -49,6 +50,8 @@ struct Conn {
 /// The server state.
 pub struct Server {
     jails: IndexMap<String, Jail>,
+    /// Jails stopped, whose actions are still finishing (unbans, stop).
+    stopping: Vec<Jail>,
     watch: LogWatch<String>,
     listener: Option<UnixListener>,
     conns: Vec<Conn>,
@@ -151,6 +154,7 @@ impl Server {
     pub fn new() -> std::io::Result<Server> {
         Ok(Server {
             jails: IndexMap::new(),
+            stopping: Vec::new(),
             watch: LogWatch::new()?,
             listener: None,
             conns: Vec::new(),

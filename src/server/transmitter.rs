@@ -482,7 +482,10 @@ impl Server {
                 jail.actions.property(&act, &prop)?
             }
             "actionproperties" => str_list(jail.actions.property_names(&arg(cmd, 2)?)?),
-            "actionmethods" => str_list(jail.actions.method_names(&arg(cmd, 2)?)?),
+            "actionmethods" => {
+                jail.actions.property_names(&arg(cmd, 2)?)?;
+                str_list(crate::actions::ACTION_METHODS.iter().map(|m| m.to_string()))
+            }
             _ => {
                 return Err(CmdError::generic(
                     "Invalid command (no get action or not yet implemented)",
@@ -846,7 +849,8 @@ impl Server {
                 }
                 let key = arg(cmd, 3)?;
                 let value = cmd.get(4).cloned().unwrap_or(PyValue::None);
-                let v = j.actions.set_property(&act, &key, value)?;
+                j.actions.set_property(&act, &key, value)?;
+                let v = j.actions.property(&act, &key)?;
                 self.quiet_or(v)
             }
             other => Err(CmdError::generic(format!(
