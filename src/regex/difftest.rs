@@ -946,18 +946,25 @@ impl Gen {
     }
 }
 
-/// Random patterns tried (each with four texts).
+/// Random patterns tried (each with four texts); `REGEX_DIFF_ROUNDS` and
+/// `REGEX_DIFF_SEED` in the environment try more or other ones.
 const ROUNDS: usize = 3000;
+
+fn env_number(name: &str) -> Option<u64> {
+    std::env::var(name).ok().and_then(|v| v.parse().ok())
+}
 
 #[test]
 fn random_patterns_agree_with_python() {
     if !python_available() {
         return;
     }
-    let mut rng = Rng(0x2545_F491_4F6C_DD1D);
+    let seed = env_number("REGEX_DIFF_SEED").unwrap_or(0x2545_F491_4F6C_DD1D);
+    let rounds = env_number("REGEX_DIFF_ROUNDS").map_or(ROUNDS, |n| n as usize);
+    let mut rng = Rng(seed | 1);
     let mut cases = Vec::new();
     let alphabet = ["a", "b", "c", " ", "\n", "é", "A", "-", "\u{301}", "²"];
-    for _ in 0..ROUNDS {
+    for _ in 0..rounds {
         let mut g = Gen {
             rng: Rng(rng.next() | 1),
             groups: 0,

@@ -50,7 +50,10 @@ mod backtrack;
 mod charset;
 mod emit;
 mod parse;
+mod set;
 mod tables;
+
+pub use set::PyRegexSet;
 
 #[cfg(test)]
 mod difftest;
@@ -216,6 +219,18 @@ fn build_crate(pattern: &str) -> Option<meta::Regex> {
     meta::Regex::builder()
         .configure(meta::Config::new().nfa_size_limit(Some(SIZE_LIMIT)))
         .build(pattern)
+        .ok()
+}
+
+/// One automaton reporting every pattern that matches (overlapping).
+fn build_many(patterns: &[String]) -> Option<meta::Regex> {
+    meta::Regex::builder()
+        .configure(
+            meta::Config::new()
+                .nfa_size_limit(Some(SIZE_LIMIT))
+                .match_kind(regex_automata::MatchKind::All),
+        )
+        .build_many(patterns)
         .ok()
 }
 
@@ -463,18 +478,23 @@ impl PyRegex {
 }
 
 impl Automaton {
-    /// Whether the haystack has characters on which Python's word
-    /// characters and the `regex` crate's differ (for the boundaries used).
     fn words_disagree(&self, hay: &str, ascii: bool) -> bool {
-        if !(self.word_unicode || self.word_ascii) || ascii {
-            return false;
-        }
-        hay.chars().any(|c| {
-            let crate_word = regex_syntax::is_word_character(c);
-            (self.word_unicode && charset::is_py_word(c) != crate_word)
-                || (self.word_ascii && !c.is_ascii() && crate_word)
-        })
+        words_disagree(hay, ascii, self.word_unicode, self.word_ascii)
     }
+}
+
+/// Whether the haystack has characters on which Python's word characters
+/// and the `regex` crate's differ, for the boundaries used (on Unicode /
+/// ASCII words).
+fn words_disagree(hay: &str, ascii: bool, word_unicode: bool, word_ascii: bool) -> bool {
+    if !(word_unicode || word_ascii) || ascii {
+        return false;
+    }
+    hay.chars().any(|c| {
+        let crate_word = regex_syntax::is_word_character(c);
+        (word_unicode && charset::is_py_word(c) != crate_word)
+            || (word_ascii && !c.is_ascii() && crate_word)
+    })
 }
 
 /// Whether `hay` has a `\n` before its last character (where the crate's

@@ -1,0 +1,144 @@
+//! Several compiled patterns tried in one pass: which of them may match a
+//! text.
+//!
+//! fail2ban tries every failure regex on every line; most lines match none
+//! of them.  The crate forms of the patterns ([`super::emit`]) go into one
+//! multi-pattern automaton of `regex-automata` (overlapping search, so that
+//! every pattern that matches is reported, not only the leftmost), and one
+//! scan of the text tells which patterns are worth a full search.  A crate
+//! form is either exact or a superset of its Python pattern, so the answer
+//! never misses a pattern that matches; it is exact for the patterns whose
+//! automaton is exact on that text.
+
+use super::{PyRegex, build_many, emit, words_disagree};
+use regex_automata::{Input, PatternID, PatternSet, meta};
+use std::cell::RefCell;
+use std::sync::OnceLock;
+
+/// Patterns tried together (see the module documentation).
+pub struct PyRegexSet {
+    members: Vec<Member>,
+    /// Members without a crate form of their own: always candidates.
+    always: Vec<usize>,
+    /// The index of the member of each pattern of the automata.
+    ids: Vec<usize>,
+    /// The multi-pattern automaton for ASCII texts (`None` when it could
+    /// not be built: every member is then a candidate).
+    ascii: Option<meta::Regex>,
+    /// The crate forms with full classes, and their automaton, built on
+    /// the first non-ASCII text.
+    unicode_patterns: Vec<String>,
+    unicode: OnceLock<Option<meta::Regex>>,
+}
+
+/// What a member's crate form needs checked on each text.
+struct Member {
+    /// Whether word boundaries are used for Unicode / ASCII words (the
+    /// crate's and Python's word characters differ on some non-ASCII
+    /// texts, where the crate form proves nothing).
+    word_unicode: bool,
+    word_ascii: bool,
+}
+
+thread_local! {
+    /// The per-pattern answers of the last overlapping search.
+    static MATCHED: RefCell<PatternSet> = RefCell::new(PatternSet::new(0));
+}
+
+impl PyRegexSet {
+    /// A set of the given patterns; [`candidates`](Self::candidates)
+    /// reports indices into `regexes`.
+    pub fn new(regexes: &[&PyRegex]) -> PyRegexSet {
+        let mut members = Vec::with_capacity(regexes.len());
+        let mut always = Vec::new();
+        let mut ids = Vec::new();
+        let mut ascii_patterns = Vec::new();
+        let mut unicode_patterns = Vec::new();
+        for (i, re) in regexes.iter().enumerate() {
+            let a = re.automaton();
+            members.push(Member {
+                word_unicode: a.word_unicode,
+                word_ascii: a.word_ascii,
+            });
+            if a.ascii_re.is_some() {
+                ids.push(i);
+                ascii_patterns.push(emit::emit_ascii(&re.parsed).pattern);
+                unicode_patterns.push(emit::emit(&re.parsed).pattern);
+            } else {
+                always.push(i);
+            }
+        }
+        PyRegexSet {
+            ascii: build_many(&ascii_patterns),
+            members,
+            always,
+            ids,
+            unicode_patterns,
+            unicode: OnceLock::new(),
+        }
+    }
+
+    /// Number of patterns.
+    pub fn len(&self) -> usize {
+        self.members.len()
+    }
+
+    /// Whether the set has no pattern.
+    pub fn is_empty(&self) -> bool {
+        self.members.is_empty()
+    }
+
+    /// Replaces `out` with the indices (ascending) of the patterns that may
+    /// match somewhere in `text` (Python's `search(text)`): every pattern
+    /// that matches is among them, and for a pattern whose automaton is
+    /// exact on `text` ([`PyRegex::automaton_span`] answers) being listed
+    /// means matching.
+    pub fn candidates(&self, text: &str, out: &mut Vec<usize>) {
+        out.clear();
+        let ascii = text.is_ascii();
+        let multi = if ascii {
+            self.ascii.as_ref()
+        } else {
+            self.unicode_form()
+        };
+        let Some(multi) = multi else {
+            out.extend(0..self.members.len());
+            return;
+        };
+        let n = self.ids.len();
+        MATCHED.with(|cell| {
+            let mut own;
+            let mut shared = cell.try_borrow_mut();
+            let matched: &mut PatternSet = match shared.as_deref_mut() {
+                Ok(set) => set,
+                Err(_) => {
+                    own = PatternSet::new(n);
+                    &mut own
+                }
+            };
+            if matched.capacity() != n {
+                *matched = PatternSet::new(n);
+            }
+            matched.clear();
+            multi.which_overlapping_matches(&Input::new(text), matched);
+            for (pid, &i) in self.ids.iter().enumerate() {
+                let m = &self.members[i];
+                if matched.contains(PatternID::must(pid))
+                    || words_disagree(text, ascii, m.word_unicode, m.word_ascii)
+                {
+                    out.push(i);
+                }
+            }
+        });
+        if !self.always.is_empty() {
+            out.extend_from_slice(&self.always);
+            out.sort_unstable();
+        }
+    }
+
+    fn unicode_form(&self) -> Option<&meta::Regex> {
+        self.unicode
+            .get_or_init(|| build_many(&self.unicode_patterns))
+            .as_ref()
+    }
+}
