@@ -64,7 +64,7 @@ use backtrack::{Outcome, Program, Scratch};
 use regex_automata::{Input, meta};
 use std::cell::RefCell;
 use std::fmt;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 /// Compile flags, as Python's `re.MULTILINE`, `re.IGNORECASE`, `re.DOTALL`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -174,7 +174,7 @@ impl Captures {
 /// use.
 pub struct PyRegex {
     pattern: String,
-    parsed: parse::Parsed,
+    parsed: Arc<parse::Parsed>,
     /// The crate form for ASCII haystacks and what is known of it.
     automaton: OnceLock<Automaton>,
     program: OnceLock<Program>,
@@ -186,6 +186,8 @@ pub struct PyRegex {
 /// under which the crate forms are exact.
 struct Automaton {
     ascii_re: Option<meta::Regex>,
+    /// Its pattern.
+    ascii_pattern: String,
     /// Whether the crate form matches exactly where Python does (given
     /// the haystack checks).
     exact: bool,
@@ -206,7 +208,7 @@ impl fmt::Debug for PyRegex {
     }
 }
 
-const SIZE_LIMIT: usize = 256 << 20;
+pub(super) const SIZE_LIMIT: usize = 256 << 20;
 
 /// Backtracking depth allowed on the caller's stack (a level takes up to
 /// about 600 bytes in a debug build), and on the helper thread (with
@@ -252,7 +254,7 @@ impl PyRegex {
             parse::parse(pattern, flags.bits()).map_err(|e| Error::new(e.msg, e.pos, pattern))?;
         Ok(PyRegex {
             pattern: pattern.to_string(),
-            parsed,
+            parsed: Arc::new(parsed),
             automaton: OnceLock::new(),
             program: OnceLock::new(),
             unicode_re: OnceLock::new(),
@@ -263,6 +265,7 @@ impl PyRegex {
         self.automaton.get_or_init(|| {
             let em = emit::emit_ascii(&self.parsed);
             let ascii_re = build_crate(&em.pattern);
+            let ascii_pattern = em.pattern;
             Automaton {
                 exact: em.exact && ascii_re.is_some(),
                 crate_span_exact: !parse::has_nullable_repeat(
@@ -275,6 +278,7 @@ impl PyRegex {
                 non_boundary: em.non_boundary,
                 at_start: backtrack::at_start(&self.parsed),
                 ascii_re,
+                ascii_pattern,
             }
         })
     }

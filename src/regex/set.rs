@@ -10,10 +10,15 @@
 //! never misses a pattern that matches; it is exact for the patterns whose
 //! automaton is exact on that text.
 
-use super::{PyRegex, build_many, emit, words_disagree};
-use regex_automata::{Input, PatternID, PatternSet, meta};
+use super::parse::Parsed;
+use super::{PyRegex, SIZE_LIMIT, build_many, emit, words_disagree};
+use regex_automata::hybrid::dfa::{Cache, DFA};
+use regex_automata::nfa::thompson;
+use regex_automata::util::pool::Pool;
+use regex_automata::{Input, MatchKind, PatternID, PatternSet, meta};
 use std::cell::RefCell;
-use std::sync::OnceLock;
+use std::panic::{RefUnwindSafe, UnwindSafe};
+use std::sync::{Arc, OnceLock};
 
 /// Patterns tried together (see the module documentation).
 pub struct PyRegexSet {
@@ -24,10 +29,10 @@ pub struct PyRegexSet {
     ids: Vec<usize>,
     /// The multi-pattern automaton for ASCII texts (`None` when it could
     /// not be built: every member is then a candidate).
-    ascii: Option<meta::Regex>,
-    /// The crate forms with full classes, and their automaton, built on
-    /// the first non-ASCII text.
-    unicode_patterns: Vec<String>,
+    ascii: Option<AsciiAutomaton>,
+    /// The parsed members (in automaton order), for the crate forms with
+    /// full classes and their automaton, built on the first non-ASCII text.
+    parsed: Vec<Arc<Parsed>>,
     unicode: OnceLock<Option<meta::Regex>>,
 }
 
@@ -38,6 +43,53 @@ struct Member {
     /// texts, where the crate form proves nothing).
     word_unicode: bool,
     word_ascii: bool,
+}
+
+/// A lazy DFA over the forward NFA only (the meta engine would also build
+/// a reverse NFA and prefilters, which an overlapping yes/no search does
+/// not use), with its caches.
+struct AsciiAutomaton {
+    dfa: DFA,
+    caches: Pool<Cache, CacheFn>,
+}
+
+type CacheFn = Box<dyn Fn() -> Cache + Send + Sync + UnwindSafe + RefUnwindSafe>;
+
+impl AsciiAutomaton {
+    fn new(patterns: &[String]) -> Option<AsciiAutomaton> {
+        let nfa = thompson::Compiler::new()
+            .configure(
+                thompson::Config::new()
+                    .nfa_size_limit(Some(SIZE_LIMIT))
+                    .which_captures(thompson::WhichCaptures::None),
+            )
+            .build_many(patterns)
+            .ok()?;
+        let dfa = DFA::builder()
+            .configure(
+                DFA::config()
+                    .match_kind(MatchKind::All)
+                    // ASCII texts only: no byte makes the DFA quit
+                    .unicode_word_boundary(true),
+            )
+            .build_from_nfa(nfa)
+            .ok()?;
+        let owned = dfa.clone();
+        let create: CacheFn = Box::new(move || owned.create_cache());
+        Some(AsciiAutomaton {
+            dfa,
+            caches: Pool::new(create),
+        })
+    }
+
+    /// Marks in `matched` the patterns matching in `text` (ASCII); false
+    /// when the DFA could not tell.
+    fn which(&self, text: &str, matched: &mut PatternSet) -> bool {
+        let mut cache = self.caches.get();
+        self.dfa
+            .try_which_overlapping_matches(&mut cache, &Input::new(text), matched)
+            .is_ok()
+    }
 }
 
 thread_local! {
@@ -53,7 +105,7 @@ impl PyRegexSet {
         let mut always = Vec::new();
         let mut ids = Vec::new();
         let mut ascii_patterns = Vec::new();
-        let mut unicode_patterns = Vec::new();
+        let mut parsed = Vec::new();
         for (i, re) in regexes.iter().enumerate() {
             let a = re.automaton();
             members.push(Member {
@@ -62,18 +114,18 @@ impl PyRegexSet {
             });
             if a.ascii_re.is_some() {
                 ids.push(i);
-                ascii_patterns.push(emit::emit_ascii(&re.parsed).pattern);
-                unicode_patterns.push(emit::emit(&re.parsed).pattern);
+                ascii_patterns.push(a.ascii_pattern.clone());
+                parsed.push(Arc::clone(&re.parsed));
             } else {
                 always.push(i);
             }
         }
         PyRegexSet {
-            ascii: build_many(&ascii_patterns),
+            ascii: AsciiAutomaton::new(&ascii_patterns),
             members,
             always,
             ids,
-            unicode_patterns,
+            parsed,
             unicode: OnceLock::new(),
         }
     }
@@ -96,17 +148,19 @@ impl PyRegexSet {
     pub fn candidates(&self, text: &str, out: &mut Vec<usize>) {
         out.clear();
         let ascii = text.is_ascii();
-        let multi = if ascii {
-            self.ascii.as_ref()
+        let unicode = if ascii {
+            None
         } else {
-            self.unicode_form()
-        };
-        let Some(multi) = multi else {
-            out.extend(0..self.members.len());
-            return;
+            match self.unicode_form() {
+                Some(re) => Some(re),
+                None => {
+                    out.extend(0..self.members.len());
+                    return;
+                }
+            }
         };
         let n = self.ids.len();
-        MATCHED.with(|cell| {
+        let known = MATCHED.with(|cell| {
             let mut own;
             let mut shared = cell.try_borrow_mut();
             let matched: &mut PatternSet = match shared.as_deref_mut() {
@@ -120,7 +174,15 @@ impl PyRegexSet {
                 *matched = PatternSet::new(n);
             }
             matched.clear();
-            multi.which_overlapping_matches(&Input::new(text), matched);
+            match (unicode, &self.ascii) {
+                (Some(re), _) => re.which_overlapping_matches(&Input::new(text), matched),
+                (None, Some(a)) => {
+                    if !a.which(text, matched) {
+                        return false;
+                    }
+                }
+                (None, None) => return false,
+            }
             for (pid, &i) in self.ids.iter().enumerate() {
                 let m = &self.members[i];
                 if matched.contains(PatternID::must(pid))
@@ -129,7 +191,13 @@ impl PyRegexSet {
                     out.push(i);
                 }
             }
+            true
         });
+        if !known {
+            out.clear();
+            out.extend(0..self.members.len());
+            return;
+        }
         if !self.always.is_empty() {
             out.extend_from_slice(&self.always);
             out.sort_unstable();
@@ -138,7 +206,11 @@ impl PyRegexSet {
 
     fn unicode_form(&self) -> Option<&meta::Regex> {
         self.unicode
-            .get_or_init(|| build_many(&self.unicode_patterns))
+            .get_or_init(|| {
+                let patterns: Vec<String> =
+                    self.parsed.iter().map(|p| emit::emit(p).pattern).collect();
+                build_many(&patterns)
+            })
             .as_ref()
     }
 }
