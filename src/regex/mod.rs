@@ -353,6 +353,19 @@ impl PyRegex {
         Some(re.find(Input::new(text)).map(|m| (m.start(), m.end())))
     }
 
+    /// The match of Python's `search(text)` that starts exactly at byte
+    /// `start`, if there is one (the whole text visible to `^`, `\b` and
+    /// look-behinds): one step of the search, without the automaton.  Once
+    /// [`automaton_span`](Self::automaton_span) gave `Some(Some((start,
+    /// _)))`, this fills `caps` with `search`'s groups.
+    pub fn match_at_into(&self, text: &str, start: usize, caps: &mut Captures) -> bool {
+        if start > text.len() || !text.is_char_boundary(start) {
+            caps.slots.clear();
+            return false;
+        }
+        self.backtrack(text, start, true, Some(&mut caps.slots))
+    }
+
     fn unicode_form(&self) -> Option<&meta::Regex> {
         self.unicode_re
             .get_or_init(|| build_crate(&emit::emit(&self.parsed).pattern))

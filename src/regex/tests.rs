@@ -515,3 +515,34 @@ fn sets_list_the_patterns_that_may_match() {
     empty.candidates("x", &mut out);
     assert!(out.is_empty());
 }
+
+#[test]
+fn match_at_gives_the_groups_of_the_search_from_the_automaton_start() {
+    let cases = [
+        (r"(?P<a>\d+)-(?P<b>\w+)\b", "x 12-ab 34-cd"),
+        (
+            r"(?:\W{0,2})?((?P<m>jan|feb) (?P<d>[0 ]?\d))(?=\b|\W|$)",
+            "[feb  7] x",
+        ),
+        (r"^(\S+) (\S+)$", "a b"),
+        (r"é(\w)", "aéb"),
+    ];
+    for (pattern, text) in cases {
+        let re = PyRegex::new(pattern).unwrap();
+        let Some(Some((start, end))) = re.automaton_span(text) else {
+            panic!("{pattern:?}: the automaton should be exact on {text:?}");
+        };
+        let mut caps = Captures::default();
+        assert!(re.match_at_into(text, start, &mut caps));
+        assert_eq!(caps.span(), (start, end));
+        assert_eq!(Some(caps), re.search(text), "{pattern:?} on {text:?}");
+    }
+    let re = PyRegex::new(r"(\d)").unwrap();
+    let mut caps = Captures::default();
+    assert!(!re.match_at_into("a1", 0, &mut caps));
+    assert!(caps.is_empty());
+    assert!(re.match_at_into("a1", 1, &mut caps));
+    assert_eq!(caps.get(1), Some((1, 2)));
+    assert!(!re.match_at_into("a1", 3, &mut caps));
+    assert!(!re.match_at_into("é1", 1, &mut caps));
+}
