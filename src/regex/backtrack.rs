@@ -27,6 +27,8 @@ struct Set {
     /// or the byte starts a longer character (`WIDE`).
     bytes: Box<[u8; 256]>,
     ranges: Box<[(u32, u32)]>,
+    /// Whether the set is every character but `\n` (`.` without DOTALL).
+    all_but_newline: bool,
 }
 
 const OUT: u8 = 0;
@@ -41,6 +43,7 @@ impl Set {
         }
         Set {
             bytes,
+            all_but_newline: *set == any_set(false),
             ranges: set
                 .ranges()
                 .iter()
@@ -150,8 +153,57 @@ enum Op {
 pub(super) struct Program {
     ops: Vec<Op>,
     sets: Vec<Set>,
+    /// Per operation, where it can start (see [`First`]).
+    first: Vec<First>,
     start: usize,
     groups: usize,
+}
+
+/// A superset of the bytes at which an operation can succeed (or go on),
+/// and whether it can at the end of the text.  Testing it before running
+/// an alternative or a repeat's tail is sre's literal look-ahead made
+/// general: a run it rules out would fail without effect.
+#[derive(Debug, Clone, Copy)]
+struct First {
+    bytes: [u64; 4],
+    at_end: bool,
+}
+
+impl First {
+    const ALL: First = First {
+        bytes: [u64::MAX; 4],
+        at_end: true,
+    };
+
+    fn union(self, other: First) -> First {
+        let mut bytes = self.bytes;
+        for (b, o) in bytes.iter_mut().zip(other.bytes) {
+            *b |= o;
+        }
+        First {
+            bytes,
+            at_end: self.at_end || other.at_end,
+        }
+    }
+
+    /// The bytes at which a character of `set` can start.
+    fn of_set(set: &Set) -> First {
+        let mut bytes = [0u64; 4];
+        for (b, &kind) in set.bytes.iter().enumerate() {
+            if kind != OUT {
+                bytes[b >> 6] |= 1 << (b & 63);
+            }
+        }
+        First {
+            bytes,
+            at_end: false,
+        }
+    }
+
+    #[inline]
+    fn has(&self, b: u8) -> bool {
+        self.bytes[(b >> 6) as usize] & (1 << (b & 63)) != 0
+    }
 }
 
 /// Whether every match starts at the beginning of the text (the pattern
@@ -172,11 +224,63 @@ impl Program {
         let mut p = Program {
             ops: vec![Op::Success],
             sets: Vec::new(),
+            first: Vec::new(),
             start: SUCCESS,
             groups: parsed.groups,
         };
         p.start = p.seq(&parsed.seq, parsed.flags, SUCCESS, &parsed.widths);
+        p.first = Vec::with_capacity(p.ops.len());
+        for pc in 0..p.ops.len() {
+            let f = p.first_of(pc);
+            p.first.push(f);
+        }
         p
+    }
+
+    /// Where operation `pc` can start, from those of the operations it
+    /// leads to (all built before it, so already known; `Until` leads
+    /// where its repeat decides at run time).
+    fn first_of(&self, pc: usize) -> First {
+        let first = |i: usize| self.first[i];
+        match &self.ops[pc] {
+            Op::Success | Op::Until | Op::GroupRef { .. } => First::ALL,
+            Op::Char { set, .. } => First::of_set(&self.sets[*set]),
+            Op::Text { text, .. } => {
+                let mut bytes = [0u64; 4];
+                let b = text[0];
+                bytes[(b >> 6) as usize] |= 1 << (b & 63);
+                First {
+                    bytes,
+                    at_end: false,
+                }
+            }
+            Op::At { next, .. } | Op::Mark { next, .. } | Op::Assert { next, .. } => first(*next),
+            Op::Branch { alts } => alts.iter().fold(
+                First {
+                    bytes: [0; 4],
+                    at_end: false,
+                },
+                |f, &a| f.union(first(a)),
+            ),
+            Op::RepeatOne { set, min, next, .. } => {
+                let f = First::of_set(&self.sets[*set]);
+                if *min > 0 { f } else { f.union(first(*next)) }
+            }
+            Op::Repeat {
+                min, body, next, ..
+            }
+            | Op::Possessive {
+                min, body, next, ..
+            } => {
+                if *min > 0 {
+                    first(*body)
+                } else {
+                    first(*body).union(first(*next))
+                }
+            }
+            Op::Atomic { body, .. } => first(*body),
+            Op::GroupRefExists { yes, no, .. } => first(*yes).union(first(*no)),
+        }
     }
 
     fn push(&mut self, op: Op) -> usize {
@@ -268,6 +372,37 @@ impl Program {
                     });
                 }
                 match kind {
+                    // `(?:X)?` and `(?:X)??`: the branches `X|` and `|X`
+                    // (and `(?:X){1}` is `X`).  sre runs them as `REPEAT`
+                    // with `MAX_UNTIL` / `MIN_UNTIL`, which try the body
+                    // (or the tail) first, restore `lastmark` and the marks
+                    // when it fails, and go on with the other: what a
+                    // branch does.  The differences are unobservable:
+                    // * `last_ptr` only stops a second iteration, and there
+                    //   is none (`max == 1`);
+                    // * inside the body sre saves marks at nested branches
+                    //   and repeats because the repeat's context is set; a
+                    //   branch sets none.  Outside every loop, the marks an
+                    //   alternative writes belong to groups opened inside
+                    //   it, numbered above every group written before on
+                    //   the path, so above `lastmark` at the branch point:
+                    //   after a failure `lastmark` is restored and marks
+                    //   above it are never read (`mark` clears the gap
+                    //   before raising `lastmark`), saved or not.  Inside
+                    //   an enclosing loop the saving happens anyway, the
+                    //   enclosing context being set.
+                    RepeatKind::Greedy | RepeatKind::Lazy if *max == 1 && *min <= 1 => {
+                        let body = self.seq(body, flags, next, widths);
+                        if *min == 1 {
+                            return body;
+                        }
+                        let alts = if *kind == RepeatKind::Greedy {
+                            vec![body, next]
+                        } else {
+                            vec![next, body]
+                        };
+                        self.push(Op::Branch { alts })
+                    }
                     RepeatKind::Possessive => {
                         let body = self.seq(body, flags, SUCCESS, widths);
                         self.push(Op::Possessive {
@@ -646,46 +781,53 @@ impl<'a> Matcher<'a> {
 
     /// How many characters from `pos` (at most `max`) are in `set`, and
     /// where they end.
+    #[inline]
     fn count(&self, set: usize, pos: usize, max: u32) -> (u32, usize) {
         let set = &self.prog.sets[set];
+        let hay = self.hay;
+        if max == MAXREPEAT && set.all_but_newline {
+            let end = memchr::memchr(b'\n', &hay[pos..]).map_or(hay.len(), |i| pos + i);
+            let n = hay[pos..end]
+                .iter()
+                .filter(|&&b| (b as i8) >= -0x40)
+                .count();
+            return (n as u32, end);
+        }
         let limit = if max == MAXREPEAT {
             usize::MAX
         } else {
             max as usize
         };
         let (mut n, mut p) = (0usize, pos);
-        while n < limit {
-            let Some(&b) = self.hay.get(p) else { break };
-            match set.bytes[b as usize] {
-                IN => p += 1,
-                OUT => break,
-                _ => match self.next_char(p) {
-                    Some((c, q)) if set.contains(c) => p = q,
-                    _ => break,
-                },
+        loop {
+            // a run of ASCII members, one byte each
+            let stop = hay.len().min(p.saturating_add(limit - n));
+            let run = p;
+            while p < stop && set.bytes[hay[p] as usize] == IN {
+                p += 1;
             }
-            n += 1;
+            n += p - run;
+            if n >= limit || p >= hay.len() || set.bytes[hay[p] as usize] != WIDE {
+                break;
+            }
+            match self.next_char(p) {
+                Some((c, q)) if set.contains(c) => {
+                    p = q;
+                    n += 1;
+                }
+                _ => break,
+            }
         }
         (n as u32, p)
     }
 
-    /// False when `pc` is a character test that fails at `pos` (sre's
-    /// look-ahead on the next literal or set: it only saves work).
+    /// False when operation `pc` certainly fails at `pos` ([`First`]).
     #[inline]
     fn may_start(&self, pc: usize, pos: usize) -> bool {
-        match &self.prog.ops[pc] {
-            Op::Char { set, .. } => match self.hay.get(pos) {
-                Some(&b) => match self.prog.sets[*set].bytes[b as usize] {
-                    IN => true,
-                    OUT => false,
-                    _ => self
-                        .next_char(pos)
-                        .is_some_and(|(c, _)| self.prog.sets[*set].contains(c)),
-                },
-                None => false,
-            },
-            Op::Text { text, .. } => self.hay.get(pos) == text.first(),
-            _ => true,
+        let first = &self.prog.first[pc];
+        match self.hay.get(pos) {
+            Some(&b) => first.has(b),
+            None => first.at_end,
         }
     }
 
@@ -761,7 +903,20 @@ impl<'a> Matcher<'a> {
                         *no
                     };
                 }
-                Op::Branch { alts } => return self.branch(alts, pos),
+                Op::Branch { alts } => {
+                    // a sole alternative that can start here is run in place:
+                    // nothing needs saving, as whoever goes on after a
+                    // failure restores `lastmark` (and, in loops, the marks)
+                    // itself
+                    let mut viable = alts.iter().filter(|&&a| self.may_start(a, pos));
+                    let Some(&first) = viable.next() else {
+                        return false;
+                    };
+                    if viable.next().is_some() {
+                        return self.branch(alts, pos);
+                    }
+                    pc = first;
+                }
                 Op::RepeatOne {
                     kind,
                     set,

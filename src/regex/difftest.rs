@@ -2,7 +2,7 @@
 //! search ranges go to `/usr/bin/python3` (one process, JSON on stdin) and
 //! to [`PyRegex`]; compile errors (`str(e)`) and group spans must agree.
 
-use super::{Flags, PyRegex};
+use super::{Flags, PyRegex, PyRegexSet};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -679,6 +679,118 @@ fn filter_regexes(dir: &Path, conf: &str) -> Vec<(String, String)> {
     out
 }
 
+/// Checks a set against its members' own searches on `texts`: every
+/// pattern that matches is a candidate, and an exact one is only when it
+/// matches.  Returns how many (text, pattern) pairs matched.
+fn check_set(regexes: &[PyRegex], texts: &[String]) -> usize {
+    let refs: Vec<&PyRegex> = regexes.iter().collect();
+    let set = PyRegexSet::new(&refs);
+    assert_eq!(set.len(), regexes.len());
+    let mut out = Vec::new();
+    let mut hits = 0;
+    for text in texts {
+        set.candidates(text, &mut out);
+        assert!(out.windows(2).all(|w| w[0] < w[1]), "sorted, no repeats");
+        for (i, re) in regexes.iter().enumerate() {
+            let matched = re.search(text).is_some();
+            hits += usize::from(matched);
+            let listed = out.contains(&i);
+            assert!(
+                listed || !matched,
+                "{:?} matches {text:?} but is no candidate",
+                re.as_str()
+            );
+            if let Some(exact) = re.automaton_span(text) {
+                assert_eq!(
+                    listed,
+                    exact.is_some(),
+                    "{:?} on {text:?}: exact automaton, yet listed = {listed}",
+                    re.as_str()
+                );
+            }
+        }
+    }
+    hits
+}
+
+#[test]
+fn shipped_failregex_sets_list_every_match() {
+    if !python_available() {
+        return;
+    }
+    let root = Path::new("/work/shared/fail2ban-1.0.2");
+    let dir = root.join("config/filter.d");
+    if !dir.is_dir() {
+        println!(
+            "SKIPPED: fail2ban 1.0.2 configuration not found under {}",
+            root.display()
+        );
+        return;
+    }
+    let mut names: Vec<_> = std::fs::read_dir(&dir)
+        .expect("filter.d")
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "conf"))
+        .collect();
+    names.sort();
+    let mut all_lines = Vec::new();
+    let mut per_filter = Vec::new();
+    for path in names {
+        let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or("");
+        let conf = std::fs::read_to_string(&path).expect("filter");
+        let log =
+            std::fs::read_to_string(root.join("tests/files/logs").join(stem)).unwrap_or_default();
+        let lines: Vec<String> = log
+            .lines()
+            .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+            .map(String::from)
+            .collect();
+        per_filter.push((filter_regexes(&dir, &conf), lines.len()));
+        all_lines.extend(lines);
+    }
+    let Some((stripped, _)) = fail2ban_dates(&all_lines) else {
+        println!("SKIPPED: the installed fail2ban's date detector is not usable from {PYTHON}");
+        return;
+    };
+    let (mut sets, mut hits, mut offset) = (0, 0, 0);
+    for (regexes, n) in per_filter {
+        let mut texts: Vec<String> = stripped[offset..offset + n]
+            .iter()
+            .map(|l| format!("{l}\n"))
+            .collect();
+        offset += n;
+        // the content part as the prefregex captures it
+        if let Some((_, pref)) = regexes.iter().find(|(k, _)| k == "prefregex")
+            && let Ok(re) = PyRegex::new(pref)
+            && let Some(idx) = re.group_index("content")
+        {
+            let contents: Vec<String> = texts
+                .iter()
+                .filter_map(|l| {
+                    let (s, e) = re.search(l)?.get(idx)?;
+                    Some(l[s..e].to_string())
+                })
+                .collect();
+            texts.extend(contents);
+        }
+        texts.push(String::new());
+        let fails: Vec<PyRegex> = regexes
+            .iter()
+            .filter(|(k, _)| k == "failregex")
+            .filter_map(|(_, rx)| PyRegex::new(rx).ok())
+            .collect();
+        if fails.is_empty() {
+            continue;
+        }
+        sets += 1;
+        hits += check_set(&fails, &texts);
+    }
+    println!("{sets} failregex sets, {hits} matches listed");
+    assert!(sets > 50, "too few filters: {sets}");
+    assert!(hits > 200, "too few matches: {hits}");
+}
+
 /// fail2ban's view of log lines: each line with its date cut out by the
 /// default date detector, and the default date templates' regexes.
 const DATES_SCRIPT: &str = r#"
@@ -946,18 +1058,25 @@ impl Gen {
     }
 }
 
-/// Random patterns tried (each with four texts).
+/// Random patterns tried (each with four texts); `REGEX_DIFF_ROUNDS` and
+/// `REGEX_DIFF_SEED` in the environment try more or other ones.
 const ROUNDS: usize = 3000;
+
+fn env_number(name: &str) -> Option<u64> {
+    std::env::var(name).ok().and_then(|v| v.parse().ok())
+}
 
 #[test]
 fn random_patterns_agree_with_python() {
     if !python_available() {
         return;
     }
-    let mut rng = Rng(0x2545_F491_4F6C_DD1D);
+    let seed = env_number("REGEX_DIFF_SEED").unwrap_or(0x2545_F491_4F6C_DD1D);
+    let rounds = env_number("REGEX_DIFF_ROUNDS").map_or(ROUNDS, |n| n as usize);
+    let mut rng = Rng(seed | 1);
     let mut cases = Vec::new();
     let alphabet = ["a", "b", "c", " ", "\n", "é", "A", "-", "\u{301}", "²"];
-    for _ in 0..ROUNDS {
+    for _ in 0..rounds {
         let mut g = Gen {
             rng: Rng(rng.next() | 1),
             groups: 0,

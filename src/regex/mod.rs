@@ -50,7 +50,10 @@ mod backtrack;
 mod charset;
 mod emit;
 mod parse;
+mod set;
 mod tables;
+
+pub use set::PyRegexSet;
 
 #[cfg(test)]
 mod difftest;
@@ -61,7 +64,7 @@ use backtrack::{Outcome, Program, Scratch};
 use regex_automata::{Input, meta};
 use std::cell::RefCell;
 use std::fmt;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 /// Compile flags, as Python's `re.MULTILINE`, `re.IGNORECASE`, `re.DOTALL`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -171,7 +174,7 @@ impl Captures {
 /// use.
 pub struct PyRegex {
     pattern: String,
-    parsed: parse::Parsed,
+    parsed: Arc<parse::Parsed>,
     /// The crate form for ASCII haystacks and what is known of it.
     automaton: OnceLock<Automaton>,
     program: OnceLock<Program>,
@@ -183,6 +186,8 @@ pub struct PyRegex {
 /// under which the crate forms are exact.
 struct Automaton {
     ascii_re: Option<meta::Regex>,
+    /// Its pattern.
+    ascii_pattern: String,
     /// Whether the crate form matches exactly where Python does (given
     /// the haystack checks).
     exact: bool,
@@ -203,7 +208,7 @@ impl fmt::Debug for PyRegex {
     }
 }
 
-const SIZE_LIMIT: usize = 256 << 20;
+pub(super) const SIZE_LIMIT: usize = 256 << 20;
 
 /// Backtracking depth allowed on the caller's stack (a level takes up to
 /// about 600 bytes in a debug build), and on the helper thread (with
@@ -216,6 +221,18 @@ fn build_crate(pattern: &str) -> Option<meta::Regex> {
     meta::Regex::builder()
         .configure(meta::Config::new().nfa_size_limit(Some(SIZE_LIMIT)))
         .build(pattern)
+        .ok()
+}
+
+/// One automaton reporting every pattern that matches (overlapping).
+fn build_many(patterns: &[String]) -> Option<meta::Regex> {
+    meta::Regex::builder()
+        .configure(
+            meta::Config::new()
+                .nfa_size_limit(Some(SIZE_LIMIT))
+                .match_kind(regex_automata::MatchKind::All),
+        )
+        .build_many(patterns)
         .ok()
 }
 
@@ -237,7 +254,7 @@ impl PyRegex {
             parse::parse(pattern, flags.bits()).map_err(|e| Error::new(e.msg, e.pos, pattern))?;
         Ok(PyRegex {
             pattern: pattern.to_string(),
-            parsed,
+            parsed: Arc::new(parsed),
             automaton: OnceLock::new(),
             program: OnceLock::new(),
             unicode_re: OnceLock::new(),
@@ -248,6 +265,7 @@ impl PyRegex {
         self.automaton.get_or_init(|| {
             let em = emit::emit_ascii(&self.parsed);
             let ascii_re = build_crate(&em.pattern);
+            let ascii_pattern = em.pattern;
             Automaton {
                 exact: em.exact && ascii_re.is_some(),
                 crate_span_exact: !parse::has_nullable_repeat(
@@ -260,6 +278,7 @@ impl PyRegex {
                 non_boundary: em.non_boundary,
                 at_start: backtrack::at_start(&self.parsed),
                 ascii_re,
+                ascii_pattern,
             }
         })
     }
@@ -332,6 +351,19 @@ impl PyRegex {
             return None;
         }
         Some(re.find(Input::new(text)).map(|m| (m.start(), m.end())))
+    }
+
+    /// The match of Python's `search(text)` that starts exactly at byte
+    /// `start`, if there is one (the whole text visible to `^`, `\b` and
+    /// look-behinds): one step of the search, without the automaton.  Once
+    /// [`automaton_span`](Self::automaton_span) gave `Some(Some((start,
+    /// _)))`, this fills `caps` with `search`'s groups.
+    pub fn match_at_into(&self, text: &str, start: usize, caps: &mut Captures) -> bool {
+        if start > text.len() || !text.is_char_boundary(start) {
+            caps.slots.clear();
+            return false;
+        }
+        self.backtrack(text, start, true, Some(&mut caps.slots))
     }
 
     fn unicode_form(&self) -> Option<&meta::Regex> {
@@ -463,18 +495,23 @@ impl PyRegex {
 }
 
 impl Automaton {
-    /// Whether the haystack has characters on which Python's word
-    /// characters and the `regex` crate's differ (for the boundaries used).
     fn words_disagree(&self, hay: &str, ascii: bool) -> bool {
-        if !(self.word_unicode || self.word_ascii) || ascii {
-            return false;
-        }
-        hay.chars().any(|c| {
-            let crate_word = regex_syntax::is_word_character(c);
-            (self.word_unicode && charset::is_py_word(c) != crate_word)
-                || (self.word_ascii && !c.is_ascii() && crate_word)
-        })
+        words_disagree(hay, ascii, self.word_unicode, self.word_ascii)
     }
+}
+
+/// Whether the haystack has characters on which Python's word characters
+/// and the `regex` crate's differ, for the boundaries used (on Unicode /
+/// ASCII words).
+fn words_disagree(hay: &str, ascii: bool, word_unicode: bool, word_ascii: bool) -> bool {
+    if !(word_unicode || word_ascii) || ascii {
+        return false;
+    }
+    hay.chars().any(|c| {
+        let crate_word = regex_syntax::is_word_character(c);
+        (word_unicode && charset::is_py_word(c) != crate_word)
+            || (word_ascii && !c.is_ascii() && crate_word)
+    })
 }
 
 /// Whether `hay` has a `\n` before its last character (where the crate's

@@ -475,3 +475,74 @@ json.dump(out, sys.stdout)
     let out = child.wait_with_output().expect("python3 ends");
     serde_json::from_slice(&out.stdout).unwrap_or_default()
 }
+
+#[test]
+fn sets_list_the_patterns_that_may_match() {
+    let pats = [
+        r"^Failed \S+ for (?P<user>\S+) from (?P<ip>\d+\.\d+\.\d+\.\d+)",
+        r"^Accepted \w+ for",
+        r"from (\d+)\.",
+        r"(?<=x)y\b",
+        r"(a)\1",
+        r"é\b",
+        r"\Bb",
+    ];
+    let regexes: Vec<PyRegex> = pats.iter().map(|p| PyRegex::new(p).unwrap()).collect();
+    let refs: Vec<&PyRegex> = regexes.iter().collect();
+    let set = PyRegexSet::new(&refs);
+    assert_eq!(set.len(), pats.len());
+    assert!(!set.is_empty());
+    let mut out = vec![99];
+    set.candidates("Failed password for root from 192.0.2.7 port 22", &mut out);
+    assert_eq!(out, [0, 2]);
+    // `\Bb` matches in "publickey"; the look-behind dropped from the
+    // crate form of `(?<=x)y\b`, it is a candidate there too
+    set.candidates("Accepted publickey for root from 1.2.3.4", &mut out);
+    assert_eq!(out, [1, 2, 3, 6]);
+    assert!(regexes[3].search("Accepted publickey").is_none());
+    // inexact forms (look-behind, back-reference) are supersets
+    set.candidates("zy aa", &mut out);
+    assert!(out.contains(&3) && out.contains(&4));
+    assert!(regexes[3].search("zy aa").is_none());
+    assert!(regexes[4].search("zy aa").is_some());
+    // a word boundary after a character the crate and Python see alike
+    set.candidates("é ab", &mut out);
+    assert_eq!(out, [5, 6]);
+    set.candidates("", &mut out);
+    assert_eq!(out, Vec::<usize>::new());
+    let empty = PyRegexSet::new(&[]);
+    assert!(empty.is_empty());
+    empty.candidates("x", &mut out);
+    assert!(out.is_empty());
+}
+
+#[test]
+fn match_at_gives_the_groups_of_the_search_from_the_automaton_start() {
+    let cases = [
+        (r"(?P<a>\d+)-(?P<b>\w+)\b", "x 12-ab 34-cd"),
+        (
+            r"(?:\W{0,2})?((?P<m>jan|feb) (?P<d>[0 ]?\d))(?=\b|\W|$)",
+            "[feb  7] x",
+        ),
+        (r"^(\S+) (\S+)$", "a b"),
+        (r"é(\w)", "aéb"),
+    ];
+    for (pattern, text) in cases {
+        let re = PyRegex::new(pattern).unwrap();
+        let Some(Some((start, end))) = re.automaton_span(text) else {
+            panic!("{pattern:?}: the automaton should be exact on {text:?}");
+        };
+        let mut caps = Captures::default();
+        assert!(re.match_at_into(text, start, &mut caps));
+        assert_eq!(caps.span(), (start, end));
+        assert_eq!(Some(caps), re.search(text), "{pattern:?} on {text:?}");
+    }
+    let re = PyRegex::new(r"(\d)").unwrap();
+    let mut caps = Captures::default();
+    assert!(!re.match_at_into("a1", 0, &mut caps));
+    assert!(caps.is_empty());
+    assert!(re.match_at_into("a1", 1, &mut caps));
+    assert_eq!(caps.get(1), Some((1, 2)));
+    assert!(!re.match_at_into("a1", 3, &mut caps));
+    assert!(!re.match_at_into("é1", 1, &mut caps));
+}

@@ -1,0 +1,216 @@
+//! Several compiled patterns tried in one pass: which of them may match a
+//! text.
+//!
+//! fail2ban tries every failure regex on every line; most lines match none
+//! of them.  The crate forms of the patterns ([`super::emit`]) go into one
+//! multi-pattern automaton of `regex-automata` (overlapping search, so that
+//! every pattern that matches is reported, not only the leftmost), and one
+//! scan of the text tells which patterns are worth a full search.  A crate
+//! form is either exact or a superset of its Python pattern, so the answer
+//! never misses a pattern that matches; it is exact for the patterns whose
+//! automaton is exact on that text.
+
+use super::parse::Parsed;
+use super::{PyRegex, SIZE_LIMIT, build_many, emit, words_disagree};
+use regex_automata::hybrid::dfa::{Cache, DFA};
+use regex_automata::nfa::thompson;
+use regex_automata::util::pool::Pool;
+use regex_automata::{Input, MatchKind, PatternID, PatternSet, meta};
+use std::cell::RefCell;
+use std::panic::{RefUnwindSafe, UnwindSafe};
+use std::sync::{Arc, OnceLock};
+
+/// Patterns tried together (see the module documentation).
+pub struct PyRegexSet {
+    members: Vec<Member>,
+    /// Members without a crate form of their own: always candidates.
+    always: Vec<usize>,
+    /// The index of the member of each pattern of the automata.
+    ids: Vec<usize>,
+    /// The multi-pattern automaton for ASCII texts (`None` when it could
+    /// not be built: every member is then a candidate).
+    ascii: Option<AsciiAutomaton>,
+    /// The parsed members (in automaton order), for the crate forms with
+    /// full classes and their automaton, built on the first non-ASCII text.
+    parsed: Vec<Arc<Parsed>>,
+    unicode: OnceLock<Option<meta::Regex>>,
+}
+
+/// What a member's crate form needs checked on each text.
+struct Member {
+    /// Whether word boundaries are used for Unicode / ASCII words (the
+    /// crate's and Python's word characters differ on some non-ASCII
+    /// texts, where the crate form proves nothing).
+    word_unicode: bool,
+    word_ascii: bool,
+}
+
+/// A lazy DFA over the forward NFA only (the meta engine would also build
+/// a reverse NFA and prefilters, which an overlapping yes/no search does
+/// not use), with its caches.
+struct AsciiAutomaton {
+    dfa: DFA,
+    caches: Pool<Cache, CacheFn>,
+}
+
+type CacheFn = Box<dyn Fn() -> Cache + Send + Sync + UnwindSafe + RefUnwindSafe>;
+
+impl AsciiAutomaton {
+    fn new(patterns: &[String]) -> Option<AsciiAutomaton> {
+        let nfa = thompson::Compiler::new()
+            .configure(
+                thompson::Config::new()
+                    .nfa_size_limit(Some(SIZE_LIMIT))
+                    .which_captures(thompson::WhichCaptures::None),
+            )
+            .build_many(patterns)
+            .ok()?;
+        let dfa = DFA::builder()
+            .configure(
+                DFA::config()
+                    .match_kind(MatchKind::All)
+                    // ASCII texts only: no byte makes the DFA quit
+                    .unicode_word_boundary(true),
+            )
+            .build_from_nfa(nfa)
+            .ok()?;
+        let owned = dfa.clone();
+        let create: CacheFn = Box::new(move || owned.create_cache());
+        Some(AsciiAutomaton {
+            dfa,
+            caches: Pool::new(create),
+        })
+    }
+
+    /// Marks in `matched` the patterns matching in `text` (ASCII); false
+    /// when the DFA could not tell.
+    fn which(&self, text: &str, matched: &mut PatternSet) -> bool {
+        let mut cache = self.caches.get();
+        self.dfa
+            .try_which_overlapping_matches(&mut cache, &Input::new(text), matched)
+            .is_ok()
+    }
+}
+
+thread_local! {
+    /// The per-pattern answers of the last overlapping search.
+    static MATCHED: RefCell<PatternSet> = RefCell::new(PatternSet::new(0));
+}
+
+impl PyRegexSet {
+    /// A set of the given patterns; [`candidates`](Self::candidates)
+    /// reports indices into `regexes`.
+    pub fn new(regexes: &[&PyRegex]) -> PyRegexSet {
+        let mut members = Vec::with_capacity(regexes.len());
+        let mut always = Vec::new();
+        let mut ids = Vec::new();
+        let mut ascii_patterns = Vec::new();
+        let mut parsed = Vec::new();
+        for (i, re) in regexes.iter().enumerate() {
+            let a = re.automaton();
+            members.push(Member {
+                word_unicode: a.word_unicode,
+                word_ascii: a.word_ascii,
+            });
+            if a.ascii_re.is_some() {
+                ids.push(i);
+                ascii_patterns.push(a.ascii_pattern.clone());
+                parsed.push(Arc::clone(&re.parsed));
+            } else {
+                always.push(i);
+            }
+        }
+        PyRegexSet {
+            ascii: AsciiAutomaton::new(&ascii_patterns),
+            members,
+            always,
+            ids,
+            parsed,
+            unicode: OnceLock::new(),
+        }
+    }
+
+    /// Number of patterns.
+    pub fn len(&self) -> usize {
+        self.members.len()
+    }
+
+    /// Whether the set has no pattern.
+    pub fn is_empty(&self) -> bool {
+        self.members.is_empty()
+    }
+
+    /// Replaces `out` with the indices (ascending) of the patterns that may
+    /// match somewhere in `text` (Python's `search(text)`): every pattern
+    /// that matches is among them, and for a pattern whose automaton is
+    /// exact on `text` ([`PyRegex::automaton_span`] answers) being listed
+    /// means matching.
+    pub fn candidates(&self, text: &str, out: &mut Vec<usize>) {
+        out.clear();
+        let ascii = text.is_ascii();
+        let unicode = if ascii {
+            None
+        } else {
+            match self.unicode_form() {
+                Some(re) => Some(re),
+                None => {
+                    out.extend(0..self.members.len());
+                    return;
+                }
+            }
+        };
+        let n = self.ids.len();
+        let known = MATCHED.with(|cell| {
+            let mut own;
+            let mut shared = cell.try_borrow_mut();
+            let matched: &mut PatternSet = match shared.as_deref_mut() {
+                Ok(set) => set,
+                Err(_) => {
+                    own = PatternSet::new(n);
+                    &mut own
+                }
+            };
+            if matched.capacity() != n {
+                *matched = PatternSet::new(n);
+            }
+            matched.clear();
+            match (unicode, &self.ascii) {
+                (Some(re), _) => re.which_overlapping_matches(&Input::new(text), matched),
+                (None, Some(a)) => {
+                    if !a.which(text, matched) {
+                        return false;
+                    }
+                }
+                (None, None) => return false,
+            }
+            for (pid, &i) in self.ids.iter().enumerate() {
+                let m = &self.members[i];
+                if matched.contains(PatternID::must(pid))
+                    || words_disagree(text, ascii, m.word_unicode, m.word_ascii)
+                {
+                    out.push(i);
+                }
+            }
+            true
+        });
+        if !known {
+            out.clear();
+            out.extend(0..self.members.len());
+            return;
+        }
+        if !self.always.is_empty() {
+            out.extend_from_slice(&self.always);
+            out.sort_unstable();
+        }
+    }
+
+    fn unicode_form(&self) -> Option<&meta::Regex> {
+        self.unicode
+            .get_or_init(|| {
+                let patterns: Vec<String> =
+                    self.parsed.iter().map(|p| emit::emit(p).pattern).collect();
+                build_many(&patterns)
+            })
+            .as_ref()
+    }
+}
