@@ -358,6 +358,8 @@ pub struct Rules {
     check_all_regex: bool,
     check_find_time: bool,
     keep_pref_groups: bool,
+    /// The failregexes in one automaton: which of them may match a line.
+    fail_set: std::sync::OnceLock<crate::regex::PyRegexSet>,
 }
 
 /// How a failregex hit of one line ended in the evaluation.
@@ -411,7 +413,17 @@ impl Rules {
             check_all_regex: false,
             check_find_time: true,
             keep_pref_groups: false,
+            fail_set: std::sync::OnceLock::new(),
         }
+    }
+
+    /// The failregex set, built at first use.
+    fn fail_set(&self) -> &crate::regex::PyRegexSet {
+        self.fail_set.get_or_init(|| {
+            let res: Vec<&crate::regex::PyRegex> =
+                self.failregex.iter().map(Regex::compiled).collect();
+            crate::regex::PyRegexSet::new(&res)
+        })
     }
 
     /// Whether lines can be evaluated on their own ([`Rules::evaluate`]):
@@ -477,7 +489,18 @@ impl Rules {
             ev.pref_groups = groups;
         }
         let org = std::slice::from_ref(&ev.dated.tuple);
+        let mut candidates = Vec::new();
+        self.fail_set().candidates(&buf, &mut candidates);
+        let mut next = 0;
         for (index, re) in self.failregex.iter().enumerate() {
+            // only the regexes the set found possible can match this buffer
+            // (until the buffer changes below)
+            while next < candidates.len() && candidates[next] < index {
+                next += 1;
+            }
+            if candidates.get(next) != Some(&index) {
+                continue;
+            }
             let Some(m) = re.search(&buf, org) else {
                 continue;
             };
@@ -521,6 +544,8 @@ impl Rules {
                 // later regexes see the lines this one left: none
                 buf.clear();
                 buf.push('\n');
+                self.fail_set().candidates(&buf, &mut candidates);
+                next = 0;
             }
         }
         ev
@@ -583,7 +608,10 @@ impl Filter {
 
     /// The rules, for changing them (only while no evaluation holds them).
     fn rules_mut(&mut self) -> &mut Rules {
-        Arc::get_mut(&mut self.rules).expect("filter rules changed while lines are evaluated")
+        let rules =
+            Arc::get_mut(&mut self.rules).expect("filter rules changed while lines are evaluated");
+        rules.fail_set = std::sync::OnceLock::new();
+        rules
     }
 
     /// The rules, to evaluate lines on other threads.
