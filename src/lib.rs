@@ -24,6 +24,7 @@ pub mod ipaddr;
 pub mod logging;
 pub mod mytime;
 pub mod optparse;
+pub mod protocol;
 pub mod pyvalue;
 pub mod regex;
 pub mod regextool;
