@@ -13,9 +13,12 @@
 //! - [`filter`]: the per-line decision (date cut, prefregex, failregex,
 //!   ignoreregex, multi-line merge, failure id);
 //! - [`regextool`]: the `fail2ban-regex` command;
+//! - [`protocol`]: the client/server wire format (pickles over a Unix
+//!   socket) and [`client`]: the `fail2ban-client` command;
 //! - [`mytime`], [`pyvalue`], [`optparse`]: the clock, Python value
 //!   rendering, and Python-style command-line parsing.
 
+pub mod client;
 pub mod config;
 pub mod dates;
 pub mod failregex;
