@@ -73,6 +73,20 @@ mod tests;
 
 pub use timestr::str2seconds;
 
+/// A command template with the dynamic tags of a failure replaced, as
+/// fail2ban's `replaceDynamicTags` does for `ignorecommand`: the script
+/// for `/bin/sh -c` and the values bound to its `$0`, `$1` ... (values
+/// with shell metacharacters are never pasted into the script).  Tags
+/// that would need a DNS lookup (`<ip-host>`, `<fq-hostname>`) stay as
+/// they are.
+pub fn dynamic_command(cmd: &str, info: &BanInfo, stats: JailStats) -> (String, Vec<String>) {
+    let src = tags::TicketTags::new(info, stats, None);
+    match tags::replace_dynamic_tags(cmd, &src) {
+        Ok(sc) => (sc.script, sc.args),
+        Err(_) => (cmd.to_string(), Vec::new()),
+    }
+}
+
 use crate::failregex::Groups;
 use crate::ipaddr::IpAddr;
 use crate::logging::NOTICE;

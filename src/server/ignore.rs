@@ -195,8 +195,18 @@ impl IgnoreList {
             return decided(self, true);
         }
         if !self.command.is_empty() {
-            let cmd = ignore_command_text(&self.command, ip, ticket);
-            let ignored = run_ignore_command(&cmd);
+            let info = match ticket {
+                Some(t) => ticket_info(t),
+                None => {
+                    let mut i = crate::actions::BanInfo::empty(crate::mytime::now());
+                    i.ip = ip.clone();
+                    i.fid = ip.ntoa();
+                    i
+                }
+            };
+            let (script, args) =
+                crate::actions::dynamic_command(&self.command, &info, Default::default());
+            let ignored = run_ignore_command(&script, &args);
             if ignored {
                 self.log_ignore(ip, "command");
             }
@@ -206,28 +216,36 @@ impl IgnoreList {
     }
 }
 
-/// The ignore command with its tags replaced: `<ip>` and the captured
-/// groups of the failure (`<F-USER>` ...), values shell-escaped.
-fn ignore_command_text(cmd: &str, ip: &IpAddr, ticket: Option<&Ticket>) -> String {
-    let mut out = cmd.replace("<ip>", &ip.ntoa());
-    if let Some(t) = ticket {
-        for (k, v) in t.groups().iter() {
-            let tag = format!("<F-{}>", k.to_uppercase());
-            if out.contains(&tag) {
-                let text = crate::filter::py_str(v);
-                out = out.replace(&tag, &crate::actions::escape_tag(&text));
-            }
-        }
+/// What the tags of a failure ticket show.
+fn ticket_info(t: &Ticket) -> crate::actions::BanInfo {
+    let mut data = t.groups().clone();
+    data.pop("ip");
+    crate::actions::BanInfo {
+        ip: t.ip(),
+        fid: t.id().ntoa(),
+        failures: t.attempts(),
+        time: match t.time() {
+            crate::dates::Timestamp::Int(i) => crate::actions::Num::Int(i),
+            crate::dates::Timestamp::Float(f) => crate::actions::Num::Float(f),
+        },
+        bantime: None,
+        bancount: 0,
+        matches: t.matches().to_vec(),
+        restored: false,
+        data,
+        merged_all: None,
+        merged_jail: None,
     }
-    out
 }
 
-/// Runs an ignore command (`/bin/sh -c`, 60 s at most): exit 0 ignores,
-/// 1 does not, anything else is an error (not ignored).
-fn run_ignore_command(cmd: &str) -> bool {
+/// Runs an ignore command (`/bin/sh -c`, 60 s at most, synchronously as
+/// fail2ban does: the decision is needed before the failure is counted):
+/// exit 0 ignores, 1 does not, anything else is an error (not ignored).
+fn run_ignore_command(cmd: &str, args: &[String]) -> bool {
     let child = std::process::Command::new("/bin/sh")
         .arg("-c")
         .arg(cmd)
+        .args(args)
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())

@@ -215,8 +215,9 @@ impl Server {
             crate::f2b_log!(ERROR, "fail2ban.jail", "{e}");
             CmdError::new("ValueError", e)
         })?;
-        for msg in &choice.messages {
-            crate::f2b_log!(WARNING, "fail2ban.jail", "{msg}");
+        if let Some((error, warning)) = &choice.fallback {
+            crate::f2b_log!(ERROR, "fail2ban.jail", "{error}");
+            crate::f2b_log!(WARNING, "fail2ban.jail", "{warning}");
         }
         let args_repr = PyValue::Dict(
             args.iter()
@@ -305,7 +306,7 @@ impl Server {
                 return;
             }
         }
-        let encoding = self.encodings.get(name).cloned().unwrap_or_default();
+        let encoding = self.encoding(name);
         let find_time = self.jails.get(name).map(|j| j.filter.find_time());
         let opts = PathOptions {
             tail,
@@ -345,21 +346,23 @@ impl Server {
     }
 
     fn set_encoding(&mut self, name: &str, enc: &str) -> Result<(), CmdError> {
-        let e = Encoding::lookup(enc)
-            .ok_or_else(|| CmdError::new("LookupError", format!("unknown encoding: {enc}")))?;
+        let e = Encoding::lookup(enc).map_err(|m| CmdError::new("LookupError", m))?;
         crate::f2b_log!(INFO, "fail2ban.filter", "  encoding: {}", e.name());
-        self.watch.set_encoding(&name.to_string(), e.clone());
+        self.watch.set_encoding(&name.to_string(), e);
         self.encodings.insert(name.to_string(), e);
         Ok(())
     }
 
-    fn encoding_name(&self, name: &str) -> String {
+    /// A jail's log encoding (default: the locale's, fail2ban's `auto`).
+    fn encoding(&self, name: &str) -> Encoding {
         self.encodings
             .get(name)
-            .cloned()
-            .unwrap_or_default()
-            .name()
-            .to_string()
+            .copied()
+            .unwrap_or_else(|| Encoding::lookup("auto").unwrap_or(Encoding::Utf8))
+    }
+
+    fn encoding_name(&self, name: &str) -> String {
+        self.encoding(name).name().to_string()
     }
 
     fn set_bantime_extra(&mut self, name: &str, opt: &str, value: &str) -> Result<PyValue, CmdError> {

@@ -98,7 +98,7 @@ impl Server {
         r
     }
 
-    fn jail_mut(&mut self, name: &str) -> Result<&mut Jail, CmdError> {
+    pub(crate) fn jail_mut(&mut self, name: &str) -> Result<&mut Jail, CmdError> {
         self.jails
             .get_mut(name)
             .ok_or_else(|| CmdError::new("UnknownJailException", name))
