@@ -235,9 +235,11 @@ pub fn target() -> Option<String> {
 
 /// Sets the log target (`STDOUT`, `STDERR`, `SYSOUT`, `SYSLOG[facility=...]`
 /// or a file path, with `[datetime=on|off, padding=on|off]` options).
-/// `syslog_socket` is the socket for SYSLOG (`auto` = `/dev/log`).  On
-/// failure the previous target stays and the error text is returned.
-pub fn set_target(spec: &str, syslog_socket: &str) -> Result<(), String> {
+/// `syslog_socket` is the socket for SYSLOG (`auto` = `/dev/log`);
+/// `announce` logs fail2ban's `Changed logging target` lines (a change at
+/// run time).  On failure the previous target stays and the error text is
+/// returned.
+pub fn set_target(spec: &str, syslog_socket: &str, announce: bool) -> Result<(), String> {
     let (target, opts) = crate::config::extract_options(spec).map_err(|e| e.to_string())?;
     let sys = target.to_uppercase();
     if target_is(&target) {
@@ -303,7 +305,6 @@ pub fn set_target(spec: &str, syslog_socket: &str) -> Result<(), String> {
         None => sys != "SYSLOG" && sys != "SYSOUT",
     };
     let padding = opt("padding").map_or(padding_default, crate::config::as_bool);
-    let had_target = STATE.lock().unwrap_or_else(|e| e.into_inner()).is_some();
     install(State {
         sink,
         layout: Layout {
@@ -313,7 +314,7 @@ pub fn set_target(spec: &str, syslog_socket: &str) -> Result<(), String> {
         },
         target: target.clone(),
     });
-    if had_target {
+    if announce {
         let v = crate::regextool::VERSION;
         crate::f2b_log!(INFO, "fail2ban.server", "Start Fail2ban v{v}");
         let shown = if sys == "SYSLOG" {
@@ -444,7 +445,7 @@ mod tests {
         let path = dir.join("fail2ban.log");
         let p = path.to_string_lossy().into_owned();
         set_level(INFO);
-        set_target(&p, "auto").unwrap();
+        set_target(&p, "auto", false).unwrap();
         crate::f2b_log!(NOTICE, "fail2ban.actions", "[sshd] Ban {}", "192.0.2.1");
         crate::f2b_log!(DEBUG, "fail2ban.actions", "not shown");
         std::fs::rename(&path, dir.join("fail2ban.log.1")).unwrap();

@@ -14,10 +14,10 @@
 //! family (ids that are not addresses).
 
 use super::dns::DnsKey;
+use super::str2seconds;
 use super::tags::{
     ESCAPED_TAGS, Family, FamilyOnly, ShellCmd, TicketTags, replace_dynamic_tags, replace_tag,
 };
-use super::timestr::str2seconds;
 use super::{ActionError, BanInfo, Event, JailCtx, Num, Op};
 use crate::config::splitwords;
 use crate::config::tags::substitute_recursive_tags;

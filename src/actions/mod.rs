@@ -64,14 +64,22 @@ mod command;
 mod dns;
 mod runner;
 mod tags;
-mod timestr;
 
 #[cfg(test)]
 mod difftest;
 #[cfg(test)]
 mod tests;
 
-pub use timestr::str2seconds;
+/// fail2ban's `str2seconds` as an action time (`timeout`): an int or a
+/// float, as Python's evaluation gives it.
+pub fn str2seconds(text: &str) -> Result<Num, String> {
+    match crate::mytime::str2seconds(text)? {
+        PyValue::Int(i) => Ok(Num::Int(i)),
+        PyValue::Float(f) => Ok(Num::Float(f)),
+        PyValue::Bool(b) => Ok(Num::Int(i64::from(b))),
+        other => Err(format!("not a number: {}", other.repr())),
+    }
+}
 
 /// A command template with the dynamic tags of a failure replaced, as
 /// fail2ban's `replaceDynamicTags` does for `ignorecommand`: the script

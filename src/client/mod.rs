@@ -19,7 +19,6 @@
 pub mod beautifier;
 pub mod getopt;
 pub mod pformat;
-pub mod timestr;
 pub mod usage;
 
 use crate::config::{Configurator, Vars, shlex_split};
@@ -305,7 +304,7 @@ impl Client {
                 "-f" => self.conf.background = false,
                 "--async" => self.conf.async_start = true,
                 "--timeout" => {
-                    self.conf.timeout = match timestr::str2seconds(v)? {
+                    self.conf.timeout = match crate::mytime::str2seconds(v)? {
                         PyValue::Int(i) => i as f64,
                         PyValue::Float(f) => f,
                         other => {
@@ -317,7 +316,7 @@ impl Client {
                     }
                 }
                 "--str2sec" => {
-                    output(&num_text(&timestr::str2seconds(v)?));
+                    output(&num_text(&crate::mytime::str2seconds(v)?));
                     return Ok(Some(true));
                 }
                 "-h" | "--help" => {

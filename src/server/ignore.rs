@@ -21,7 +21,7 @@ pub struct IgnoreList {
     pub ignore_self: bool,
     singles: Vec<IpAddr>,
     others: Vec<IpAddr>,
-    pub command: String,
+    pub command: Option<String>,
     cache: Option<IgnoreCache>,
     self_ips: Option<(Instant, Vec<IpAddr>)>,
 }
@@ -58,8 +58,10 @@ impl IgnoreCache {
         while self.entries.len() >= self.max_count.max(1) {
             self.entries.shift_remove_index(0);
         }
-        self.entries
-            .insert(k, (v, now + Duration::from_secs_f64(self.max_time.max(0.0))));
+        self.entries.insert(
+            k,
+            (v, now + Duration::from_secs_f64(self.max_time.max(0.0))),
+        );
     }
 }
 
@@ -70,7 +72,7 @@ impl IgnoreList {
             ignore_self: true,
             singles: Vec::new(),
             others: Vec::new(),
-            command: String::new(),
+            command: None,
             cache: None,
             self_ips: None,
         }
@@ -82,7 +84,12 @@ impl IgnoreList {
             return Ok(());
         }
         let ip = IpAddr::new(text, CIDR_UNSPEC).map_err(|e| e.to_string())?;
-        if self.singles.iter().chain(&self.others).any(|o| o.eq_addr(&ip)) {
+        if self
+            .singles
+            .iter()
+            .chain(&self.others)
+            .any(|o| o.eq_addr(&ip))
+        {
             crate::f2b_log!(
                 MSG,
                 LOG_FILTER,
@@ -133,7 +140,14 @@ impl IgnoreList {
     }
 
     fn log_ignore(&self, ip: &IpAddr, source: &str) {
-        crate::f2b_log!(INFO, LOG_FILTER, "[{}] Ignore {} by {}", self.jail, ip, source);
+        crate::f2b_log!(
+            INFO,
+            LOG_FILTER,
+            "[{}] Ignore {} by {}",
+            self.jail,
+            ip,
+            source
+        );
     }
 
     /// The machine's own addresses (localhost, host name, fully qualified
@@ -194,7 +208,7 @@ impl IgnoreList {
             self.log_ignore(ip, source);
             return decided(self, true);
         }
-        if !self.command.is_empty() {
+        if let Some(command) = self.command.as_deref().filter(|c| !c.is_empty()) {
             let info = match ticket {
                 Some(t) => ticket_info(t),
                 None => {
@@ -205,7 +219,7 @@ impl IgnoreList {
                 }
             };
             let (script, args) =
-                crate::actions::dynamic_command(&self.command, &info, Default::default());
+                crate::actions::dynamic_command(command, &info, Default::default());
             let ignored = run_ignore_command(&script, &args);
             if ignored {
                 self.log_ignore(ip, "command");
@@ -279,7 +293,11 @@ fn run_ignore_command(cmd: &str, args: &[String]) -> bool {
             _ => {
                 let _ = child.kill();
                 let _ = child.wait();
-                crate::f2b_log!(ERROR, "fail2ban.utils", "{cmd} -- timed out after 60 seconds.");
+                crate::f2b_log!(
+                    ERROR,
+                    "fail2ban.utils",
+                    "{cmd} -- timed out after 60 seconds."
+                );
                 return false;
             }
         }
@@ -325,12 +343,12 @@ mod tests {
     fn ignore_command_decides_by_exit_status() {
         let mut l = IgnoreList::new("j");
         l.ignore_self = false;
-        l.command = "test <ip> = 203.0.113.5".to_string();
+        l.command = Some("test <ip> = 203.0.113.5".to_string());
         assert!(l.is_ignored(&ip("203.0.113.5"), None));
         assert!(!l.is_ignored(&ip("203.0.113.6"), None));
         l.set_cache(Some(IgnoreCache::new("<ip>".to_string(), 10, 60.0)));
         assert!(l.is_ignored(&ip("203.0.113.5"), None));
-        l.command = "exit 1".to_string();
+        l.command = Some("exit 1".to_string());
         // cached decision
         assert!(l.is_ignored(&ip("203.0.113.5"), None));
     }

@@ -133,7 +133,7 @@ impl Jail {
             }
         }
         self.lines += 1;
-        if self.lines % SVC_LINES == 0 {
+        if self.lines.is_multiple_of(SVC_LINES) {
             self.service(now, false);
         }
     }
@@ -169,10 +169,18 @@ impl Jail {
             self.name,
             ip,
             chrono::DateTime::from_timestamp(now as i64, 0)
-                .map(|d| d.with_timezone(&chrono::Local).format("%Y-%m-%d %H:%M:%S").to_string())
+                .map(|d| d
+                    .with_timezone(&chrono::Local)
+                    .format("%Y-%m-%d %H:%M:%S")
+                    .to_string())
                 .unwrap_or_default()
         );
-        let mut ticket = Ticket::failure(ip.clone(), Timestamp::Float(now), matches, Default::default());
+        let mut ticket = Ticket::failure(
+            ip.clone(),
+            Timestamp::Float(now),
+            matches,
+            Default::default(),
+        );
         ticket.set_attempts(weight);
         let attempts = self.fails.add_failure(ticket, weight);
         if attempts >= self.fails.max_retry() {
@@ -236,7 +244,13 @@ impl Jail {
                 true
             }
             Err(NotAdded::Expired) => {
-                crate::f2b_log!(INFO, LOG_ACTIONS, "[{}] Ignore {}, expired bantime", self.name, id);
+                crate::f2b_log!(
+                    INFO,
+                    LOG_ACTIONS,
+                    "[{}] Ignore {}, expired bantime",
+                    self.name,
+                    id
+                );
                 false
             }
             Err(NotAdded::AlreadyBanned {

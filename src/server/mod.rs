@@ -22,7 +22,7 @@ pub mod process;
 pub mod transmitter;
 
 use std::io::{ErrorKind, Read, Write};
-use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
+use std::os::fd::{AsRawFd, BorrowedFd, IntoRawFd, RawFd};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::time::{Duration, Instant};
 
@@ -36,6 +36,9 @@ use jail::Jail;
 use transmitter::CmdError;
 
 const LOG_SERVER: &str = "fail2ban.server";
+
+/// The name fail2ban shows for the locale's encoding (`auto`).
+const PREFERRED_ENCODING: &str = "UTF-8";
 
 /// One client connection.
 struct Conn {
@@ -64,7 +67,9 @@ pub struct Server {
     db_file: Option<String>,
     db_max_matches: i64,
     db_purge_age: i64,
-    encodings: IndexMap<String, Encoding>,
+    /// Per jail: the log encoding and its name as configured (`auto` is
+    /// shown as the locale's, `UTF-8`).
+    encodings: IndexMap<String, (Encoding, String)>,
     reloading: Option<Reload>,
     socket_path: Option<String>,
     pidfile: Option<String>,
@@ -92,7 +97,7 @@ impl SignalPipe {
         read.set_nonblocking(true)?;
         write.set_nonblocking(true)?;
         for sig in [libc::SIGTERM, libc::SIGINT, libc::SIGUSR1] {
-            signal_hook::low_level::pipe::register_raw(sig, write.try_clone()?.as_raw_fd_owned())?;
+            signal_hook::low_level::pipe::register_raw(sig, write.try_clone()?.into_raw_fd())?;
         }
         std::mem::forget(write);
         Ok(SignalPipe { read })
@@ -109,18 +114,6 @@ impl SignalPipe {
             out.extend(buf[..n].iter().map(|b| i32::from(*b)));
         }
         out
-    }
-}
-
-/// A raw fd that stays open (owned by the signal handler registration).
-trait IntoOwnedRawFd {
-    fn as_raw_fd_owned(self) -> RawFd;
-}
-
-impl IntoOwnedRawFd for UnixStream {
-    fn as_raw_fd_owned(self) -> RawFd {
-        use std::os::fd::IntoRawFd;
-        self.into_raw_fd()
     }
 }
 
@@ -183,11 +176,20 @@ impl Server {
             let same = self.jails.get(name).is_some_and(|j| j.backend == backend);
             r.pending.remove(pos);
             if same {
-                crate::f2b_log!(INFO, LOG_SERVER, "Reload jail {}", crate::pyvalue::str_repr(name));
+                crate::f2b_log!(
+                    INFO,
+                    LOG_SERVER,
+                    "Reload jail {}",
+                    crate::pyvalue::str_repr(name)
+                );
                 r.kept.push(name.to_string());
                 return Ok(());
             }
-            let old = self.jails.get(name).map(|j| j.backend.clone()).unwrap_or_default();
+            let old = self
+                .jails
+                .get(name)
+                .map(|j| j.backend.clone())
+                .unwrap_or_default();
             crate::f2b_log!(
                 INFO,
                 LOG_SERVER,
@@ -198,7 +200,10 @@ impl Server {
             );
             self.stop_jail(name)?;
         } else if self.jails.contains_key(name) {
-            return Err(CmdError::new("NameError", "name 'noduplicates' is not defined"));
+            return Err(CmdError::new(
+                "NameError",
+                "name 'noduplicates' is not defined",
+            ));
         }
         if name.chars().count() >= 26 {
             crate::f2b_log!(
@@ -227,18 +232,34 @@ impl Server {
         .repr();
         match choice.backend {
             Backend::Inotify => {
-                crate::f2b_log!(INFO, "fail2ban.jail", "Jail '{name}' uses pyinotify {args_repr}");
+                crate::f2b_log!(
+                    INFO,
+                    "fail2ban.jail",
+                    "Jail '{name}' uses pyinotify {args_repr}"
+                );
             }
             Backend::Polling => {
-                crate::f2b_log!(INFO, "fail2ban.jail", "Jail '{name}' uses poller {args_repr}");
+                crate::f2b_log!(
+                    INFO,
+                    "fail2ban.jail",
+                    "Jail '{name}' uses poller {args_repr}"
+                );
             }
         }
-        crate::f2b_log!(INFO, "fail2ban.jail", "Initiated {} backend", crate::pyvalue::str_repr(choice.name));
+        crate::f2b_log!(
+            INFO,
+            "fail2ban.jail",
+            "Initiated {} backend",
+            crate::pyvalue::str_repr(choice.name)
+        );
         self.watch
             .add_jail(name.to_string(), choice.backend)
             .map_err(|e| CmdError::new("ValueError", e))?;
         let mut jail = Jail::new(name, backend);
-        let allow = !matches!(self.allow_ipv6.to_lowercase().as_str(), "no" | "false" | "0" | "off");
+        let allow = !matches!(
+            self.allow_ipv6.to_lowercase().as_str(),
+            "no" | "false" | "0" | "off"
+        );
         jail.actions.set_allow_ipv6(allow);
         self.jails.insert(name.to_string(), jail);
         Ok(())
@@ -248,15 +269,30 @@ impl Server {
         let reloaded = self
             .reloading
             .as_mut()
-            .and_then(|r| r.kept.iter().position(|n| n == name).map(|p| r.kept.remove(p)))
+            .and_then(|r| {
+                r.kept
+                    .iter()
+                    .position(|n| n == name)
+                    .map(|p| r.kept.remove(p))
+            })
             .is_some();
         let jail = self.jail_mut(name)?;
         if !jail.started {
             jail.started = true;
             jail.actions.start();
-            crate::f2b_log!(INFO, "fail2ban.jail", "Jail {} started", crate::pyvalue::str_repr(name));
+            crate::f2b_log!(
+                INFO,
+                "fail2ban.jail",
+                "Jail {} started",
+                crate::pyvalue::str_repr(name)
+            );
         } else if reloaded {
-            crate::f2b_log!(INFO, LOG_SERVER, "Jail {} reloaded", crate::pyvalue::str_repr(name));
+            crate::f2b_log!(
+                INFO,
+                LOG_SERVER,
+                "Jail {} reloaded",
+                crate::pyvalue::str_repr(name)
+            );
         }
         jail.idle = false;
         self.watch.set_active(&name.to_string(), true);
@@ -275,7 +311,12 @@ impl Server {
         self.watch.remove_jail(&key);
         jail.stop();
         self.stopping.push(jail);
-        crate::f2b_log!(INFO, "fail2ban.jail", "Jail {} stopped", crate::pyvalue::str_repr(name));
+        crate::f2b_log!(
+            INFO,
+            "fail2ban.jail",
+            "Jail {} stopped",
+            crate::pyvalue::str_repr(name)
+        );
         Ok(())
     }
 
@@ -301,7 +342,10 @@ impl Server {
     fn add_log_path(&mut self, name: &str, path: &str, tail: bool) {
         let key = name.to_string();
         if let Some(r) = self.reloading.as_mut() {
-            r.paths.entry(key.clone()).or_default().push(path.to_string());
+            r.paths
+                .entry(key.clone())
+                .or_default()
+                .push(path.to_string());
             if self.watch.paths(&key).iter().any(|p| p == path) {
                 return;
             }
@@ -315,18 +359,7 @@ impl Server {
             resume: None,
         };
         match self.watch.add_path(&key, path, opts) {
-            Ok(added) => {
-                for a in added {
-                    crate::f2b_log!(
-                        INFO,
-                        "fail2ban.filter",
-                        "Added logfile: {} (pos = {}, hash = {})",
-                        crate::pyvalue::str_repr(&a.path),
-                        a.pos,
-                        a.hash
-                    );
-                }
-            }
+            Ok(_) => {}
             Err(crate::logwatch::AddError::AlreadyFollowed(p)) => {
                 crate::f2b_log!(ERROR, "fail2ban.filter", "{p} already exists");
             }
@@ -335,21 +368,19 @@ impl Server {
     }
 
     fn del_log_path(&mut self, name: &str, path: &str) {
-        if self.watch.remove_path(&name.to_string(), path) {
-            crate::f2b_log!(
-                INFO,
-                "fail2ban.filter",
-                "Removed logfile: {}",
-                crate::pyvalue::str_repr(path)
-            );
-        }
+        self.watch.remove_path(&name.to_string(), path);
     }
 
     fn set_encoding(&mut self, name: &str, enc: &str) -> Result<(), CmdError> {
         let e = Encoding::lookup(enc).map_err(|m| CmdError::new("LookupError", m))?;
-        crate::f2b_log!(INFO, "fail2ban.filter", "  encoding: {}", e.name());
+        let shown = if enc.eq_ignore_ascii_case("auto") {
+            PREFERRED_ENCODING.to_string()
+        } else {
+            enc.to_string()
+        };
+        crate::f2b_log!(INFO, "fail2ban.filter", "  encoding: {shown}");
         self.watch.set_encoding(&name.to_string(), e);
-        self.encodings.insert(name.to_string(), e);
+        self.encodings.insert(name.to_string(), (e, shown));
         Ok(())
     }
 
@@ -357,15 +388,22 @@ impl Server {
     fn encoding(&self, name: &str) -> Encoding {
         self.encodings
             .get(name)
-            .copied()
+            .map(|(e, _)| *e)
             .unwrap_or_else(|| Encoding::lookup("auto").unwrap_or(Encoding::Utf8))
     }
 
     fn encoding_name(&self, name: &str) -> String {
-        self.encoding(name).name().to_string()
+        self.encodings
+            .get(name)
+            .map_or_else(|| PREFERRED_ENCODING.to_string(), |(_, n)| n.clone())
     }
 
-    fn set_bantime_extra(&mut self, name: &str, opt: &str, value: &str) -> Result<PyValue, CmdError> {
+    fn set_bantime_extra(
+        &mut self,
+        name: &str,
+        opt: &str,
+        value: &str,
+    ) -> Result<PyValue, CmdError> {
         let j = self.jail_mut(name)?;
         if value.is_empty() {
             j.ban_extra.values.shift_remove(opt);
@@ -435,7 +473,10 @@ impl Server {
             }
         }
         self.reloading = Some(Reload {
-            pending: affected.into_iter().filter(|n| self.jails.contains_key(n)).collect(),
+            pending: affected
+                .into_iter()
+                .filter(|n| self.jails.contains_key(n))
+                .collect(),
             kept: Vec::new(),
             paths: IndexMap::new(),
             actions: IndexMap::new(),
@@ -454,13 +495,8 @@ impl Server {
             let key = name.clone();
             if let Some(confirmed) = r.paths.get(name) {
                 for p in self.watch.paths(&key) {
-                    if !confirmed.contains(&p) && self.watch.remove_path(&key, &p) {
-                        crate::f2b_log!(
-                            INFO,
-                            "fail2ban.filter",
-                            "Removed logfile: {}",
-                            crate::pyvalue::str_repr(&p)
-                        );
+                    if !confirmed.contains(&p) {
+                        self.watch.remove_path(&key, &p);
                     }
                 }
             }
@@ -647,7 +683,11 @@ impl Server {
     }
 
     fn on_signals(&mut self) {
-        let sigs = self.signals.as_mut().map(SignalPipe::drain).unwrap_or_default();
+        let sigs = self
+            .signals
+            .as_mut()
+            .map(SignalPipe::drain)
+            .unwrap_or_default();
         for s in sigs {
             if s == libc::SIGUSR1 {
                 crate::logging::flush_logs();
@@ -725,7 +765,11 @@ impl Server {
         } else {
             match protocol::decode_request(data) {
                 Err(e) => {
-                    crate::f2b_log!(ERROR, "fail2ban.asyncserver", "PROTO-error: load message failed: {e}");
+                    crate::f2b_log!(
+                        ERROR,
+                        "fail2ban.asyncserver",
+                        "PROTO-error: load message failed: {e}"
+                    );
                     Reply::Other(PyValue::Str(format!("ERROR: {e}")))
                 }
                 Ok(PyValue::List(cmd)) | Ok(PyValue::Tuple(cmd)) => {
@@ -785,7 +829,10 @@ impl Server {
         {
             let _ = std::fs::remove_file(p);
         }
-        let reply = protocol::frame(protocol::encode_reply(&Reply::Ok(PyValue::None), protocol::PROTOCOL));
+        let reply = protocol::frame(protocol::encode_reply(
+            &Reply::Ok(PyValue::None),
+            protocol::PROTOCOL,
+        ));
         for c in &mut self.conns {
             if c.awaiting_stop {
                 c.output.extend_from_slice(&reply);

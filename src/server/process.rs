@@ -134,7 +134,10 @@ pub fn read_configuration(conf: &StartConf) -> Option<Vec<PyValue>> {
     let mut main_opts = crate::config::Vars::new();
     main_opts.insert("loglevel".into(), PyValue::Str(conf.loglevel.clone()));
     main_opts.insert("logtarget".into(), PyValue::Str(conf.logtarget.clone()));
-    main_opts.insert("syslogsocket".into(), PyValue::Str(conf.syslogsocket.clone()));
+    main_opts.insert(
+        "syslogsocket".into(),
+        PyValue::Str(conf.syslogsocket.clone()),
+    );
     main_opts.insert("socket".into(), PyValue::Str(conf.socket.clone()));
     main_opts.insert("pidfile".into(), PyValue::Str(conf.pidfile.clone()));
     match c.read_config(None, Some(&main_opts), true, false) {
@@ -190,13 +193,18 @@ pub fn start(conf: &StartConf) -> i32 {
         }
     };
     server.syslog_socket = conf.syslogsocket.clone();
-    if let Err(e) = crate::logging::set_target(&conf.logtarget, &conf.syslogsocket) {
+    if let Err(e) = crate::logging::set_target(&conf.logtarget, &conf.syslogsocket, false) {
         crate::logging::init_stderr(level);
         crate::f2b_log!(ERROR, LOG_SERVER, "{e}");
     }
     server.log_target = conf.logtarget.clone();
     crate::f2b_log!(INFO, LOG_SERVER, "{}", "-".repeat(50));
-    crate::f2b_log!(INFO, LOG_SERVER, "Starting Fail2ban v{}", crate::regextool::VERSION);
+    crate::f2b_log!(
+        INFO,
+        LOG_SERVER,
+        "Starting Fail2ban v{}",
+        crate::regextool::VERSION
+    );
     if conf.background {
         crate::f2b_log!(INFO, LOG_SERVER, "Daemon started");
     }
@@ -212,7 +220,12 @@ pub fn start(conf: &StartConf) -> i32 {
             ERROR,
             LOG_SERVER,
             "Unable to create PID file: {}",
-            os_error(&e, Path::new(&conf.pidfile).parent().map_or("", |p| p.to_str().unwrap_or("")))
+            os_error(
+                &e,
+                Path::new(&conf.pidfile)
+                    .parent()
+                    .map_or("", |p| p.to_str().unwrap_or(""))
+            )
         ),
     }
     if let Err(e) = make_file_path(&conf.socket) {
@@ -226,9 +239,17 @@ pub fn start(conf: &StartConf) -> i32 {
         return 255;
     }
     if Path::new(&conf.socket).exists() {
-        crate::f2b_log!(ERROR, "fail2ban.asyncserver", "Fail2ban seems to be already running");
+        crate::f2b_log!(
+            ERROR,
+            "fail2ban.asyncserver",
+            "Fail2ban seems to be already running"
+        );
         if conf.force {
-            crate::f2b_log!(WARNING, "fail2ban.asyncserver", "Forcing execution of the server");
+            crate::f2b_log!(
+                WARNING,
+                "fail2ban.asyncserver",
+                "Forcing execution of the server"
+            );
             let _ = std::fs::remove_file(&conf.socket);
         } else {
             crate::f2b_log!(
@@ -244,7 +265,12 @@ pub fn start(conf: &StartConf) -> i32 {
     let listener = match UnixListener::bind(&conf.socket) {
         Ok(l) => l,
         Err(e) => {
-            crate::f2b_log!(ERROR, LOG_SERVER, "Could not start server: {}", os_error(&e, &conf.socket));
+            crate::f2b_log!(
+                ERROR,
+                LOG_SERVER,
+                "Could not start server: {}",
+                os_error(&e, &conf.socket)
+            );
             server.begin_quit();
             server.shutdown();
             return 255;
@@ -266,6 +292,49 @@ pub fn start(conf: &StartConf) -> i32 {
     }
     server.run();
     0
+}
+
+/// Runs `fail2ban-server` with `argv` (program name first); returns the
+/// exit status.  As fail2ban's: with no command or just `start` it runs a
+/// server, with any other command it behaves as `fail2ban-client`.
+pub fn main(argv: Vec<String>) -> i32 {
+    let mut cli = crate::client::Client::new(argv.clone());
+    match cli.init_cmdline() {
+        Ok(crate::client::Init::Done(ok)) => return if ok { 0 } else { 255 },
+        Ok(crate::client::Init::Continue) => {}
+        Err(e) => {
+            crate::f2b_log!(ERROR, "fail2ban", "{e}");
+            return 255;
+        }
+    }
+    let just_start = cli.args.is_empty() || (cli.args.len() == 1 && cli.args[0] == "start");
+    if !just_start || cli.conf.interactive {
+        return crate::client::main(argv);
+    }
+    let c = &cli.conf;
+    let conf = StartConf {
+        conf_dir: c.conf.clone(),
+        socket: c
+            .socket
+            .clone()
+            .unwrap_or_else(|| "/var/run/fail2ban/fail2ban.sock".into()),
+        pidfile: c
+            .pidfile
+            .clone()
+            .unwrap_or_else(|| "/var/run/fail2ban/fail2ban.pid".into()),
+        force: c.force,
+        background: c.background,
+        nonsync: c.async_start,
+        loglevel: c.loglevel.clone().unwrap_or_else(|| "INFO".into()),
+        logtarget: c.logtarget.clone().unwrap_or_else(|| "STDOUT".into()),
+        syslogsocket: c.syslogsocket.clone().unwrap_or_else(|| "auto".into()),
+        pname: c.pname.clone().unwrap_or_else(|| "fail2ban-server".into()),
+    };
+    let code = start(&conf);
+    if code != 0 {
+        crate::f2b_log!(ERROR, "fail2ban", "Could not start fail2ban-server");
+    }
+    code
 }
 
 /// Names the process (`ps`, `top`): fail2ban's `--pname`.

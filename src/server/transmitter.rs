@@ -58,7 +58,9 @@ impl From<ActionError> for CmdError {
 type Reply = Result<PyValue, CmdError>;
 
 fn arg(cmd: &[PyValue], i: usize) -> Result<String, CmdError> {
-    cmd.get(i).map(PyValue::to_py_str).ok_or_else(CmdError::index)
+    cmd.get(i)
+        .map(PyValue::to_py_str)
+        .ok_or_else(CmdError::index)
 }
 
 fn int_arg(cmd: &[PyValue], i: usize) -> Result<i64, CmdError> {
@@ -233,7 +235,10 @@ impl Server {
                         PyValue::str("Number of jail"),
                         PyValue::Int(self.jails.len() as i64),
                     ]),
-                    PyValue::Tuple(vec![PyValue::str("Jail list"), PyValue::str(list.join(", "))]),
+                    PyValue::Tuple(vec![
+                        PyValue::str("Jail list"),
+                        PyValue::str(list.join(", ")),
+                    ]),
                 ]))
             }
             1 | 2 => {
@@ -377,13 +382,20 @@ impl Server {
     fn command_get(&mut self, cmd: &[PyValue]) -> Reply {
         let name = arg(cmd, 0)?;
         match name.as_str() {
-            "loglevel" => return Ok(PyValue::Str(crate::logging::level_name(crate::logging::level()))),
+            "loglevel" => {
+                return Ok(PyValue::Str(crate::logging::level_name(
+                    crate::logging::level(),
+                )));
+            }
             "logtarget" => {
                 return Ok(crate::logging::target().map_or(PyValue::None, PyValue::Str));
             }
             "syslogsocket" => return Ok(PyValue::Str(self.syslog_socket.clone())),
             "thread" => {
-                return Ok(PyValue::Dict(vec![(PyValue::str("stacksize"), PyValue::Int(0))]));
+                return Ok(PyValue::Dict(vec![(
+                    PyValue::str("stacksize"),
+                    PyValue::Int(0),
+                )]));
             }
             "dbfile" => return Ok(self.db_file.clone().map_or(PyValue::None, PyValue::Str)),
             "dbmaxmatches" => {
@@ -415,7 +427,11 @@ impl Server {
             "journalmatch" => PyValue::List(Vec::new()),
             "ignoreself" => PyValue::Bool(jail.ignore.ignore_self),
             "ignoreip" => str_list(jail.ignore.entries()),
-            "ignorecommand" => PyValue::Str(jail.ignore.command.clone()),
+            // fail2ban's initial value is False, until a command is set
+            "ignorecommand" => match &jail.ignore.command {
+                None => PyValue::Bool(false),
+                Some(c) => PyValue::Str(c.clone()),
+            },
             "ignorecache" => match jail.ignore.cache() {
                 Some(c) => PyValue::List(vec![
                     PyValue::Str(c.key.clone()),
@@ -440,7 +456,8 @@ impl Server {
             "maxlines" => PyValue::Int(f.maxlines() as i64),
             "bantime" => PyValue::Int(jail.bans.ban_time()),
             "banip" => {
-                let with_time = cmd.get(2).map(PyValue::to_py_str).as_deref() == Some("--with-time");
+                let with_time =
+                    cmd.get(2).map(PyValue::to_py_str).as_deref() == Some("--with-time");
                 let bt = jail.bans.ban_time();
                 let fmt = |t: f64| {
                     if t >= 253402214400.0 {
@@ -505,7 +522,7 @@ impl Server {
             }
             "logtarget" => {
                 let v = arg(cmd, 1)?;
-                match crate::logging::set_target(&v, &self.syslog_socket) {
+                match crate::logging::set_target(&v, &self.syslog_socket, true) {
                     Ok(()) => {
                         self.log_target = v;
                         return self.quiet_or(
@@ -580,7 +597,11 @@ impl Server {
                 let on = match v.as_str() {
                     "on" => true,
                     "off" => false,
-                    _ => return Err(CmdError::generic("Invalid idle option, must be 'on' or 'off'")),
+                    _ => {
+                        return Err(CmdError::generic(
+                            "Invalid idle option, must be 'on' or 'off'",
+                        ));
+                    }
                 };
                 self.set_idle(&name, on);
                 self.quiet_or(PyValue::Bool(on))
@@ -607,7 +628,7 @@ impl Server {
             }
             "ignorecommand" => {
                 let v = arg(cmd, 2)?;
-                self.jail_mut(&name)?.ignore.command = v.clone();
+                self.jail_mut(&name)?.ignore.command = Some(v.clone());
                 self.quiet_or(PyValue::Str(v))
             }
             "ignorecache" => {
@@ -664,9 +685,9 @@ impl Server {
                 self.set_encoding(&name, &v)?;
                 self.quiet_or(PyValue::Str(self.encoding_name(&name)))
             }
-            "addjournalmatch" | "deljournalmatch" => Err(CmdError::generic(
-                "Journal matches need the systemd backend, which this fail2ban does not support",
-            )),
+            // only a systemd jail has journal matches (fail2ban ignores them
+            // for file backends, and systemd jails are refused at `add`)
+            "addjournalmatch" | "deljournalmatch" => self.quiet_or(PyValue::List(Vec::new())),
             "prefregex" => {
                 let v = arg(cmd, 2)?;
                 let j = self.jail_mut(&name)?;
@@ -681,7 +702,9 @@ impl Server {
             "addfailregex" | "addignoreregex" => {
                 let fail = what == "addfailregex";
                 let values: Vec<String> = match cmd.get(2) {
-                    Some(PyValue::List(v)) if multiple => v.iter().map(PyValue::to_py_str).collect(),
+                    Some(PyValue::List(v)) if multiple => {
+                        v.iter().map(PyValue::to_py_str).collect()
+                    }
                     Some(v) => vec![v.to_py_str()],
                     None => return Err(CmdError::index()),
                 };
@@ -730,7 +753,12 @@ impl Server {
                 let j = self.jail_mut(&name)?;
                 j.filter.set_find_time(secs);
                 j.fails.set_max_time(secs);
-                crate::f2b_log!(INFO, "fail2ban.filter", "  findtime: {}", crate::mytime::num_str(secs));
+                crate::f2b_log!(
+                    INFO,
+                    "fail2ban.filter",
+                    "  findtime: {}",
+                    crate::mytime::num_str(secs)
+                );
                 self.quiet_or(num(secs))
             }
             "datepattern" => {
@@ -778,7 +806,8 @@ impl Server {
                 if self.quiet {
                     return Ok(PyValue::None);
                 }
-                let ip = IpAddr::new(&arg(cmd, 2)?, CIDR_UNSPEC).map_err(|e| CmdError::value(e.to_string()))?;
+                let ip = IpAddr::new(&arg(cmd, 2)?, CIDR_UNSPEC)
+                    .map_err(|e| CmdError::value(e.to_string()))?;
                 let matches: Vec<String> = cmd[3..].iter().map(PyValue::to_py_str).collect();
                 let j = self.jail_mut(&name)?;
                 j.attempt(ip, matches);
@@ -797,8 +826,10 @@ impl Server {
                 let now = crate::mytime::now();
                 let mut count = 0;
                 for v in values {
-                    let ip = IpAddr::new(&v, CIDR_UNSPEC).map_err(|e| CmdError::value(e.to_string()))?;
-                    let t = crate::failures::Ticket::manual(ip, crate::dates::Timestamp::Float(now));
+                    let ip =
+                        IpAddr::new(&v, CIDR_UNSPEC).map_err(|e| CmdError::value(e.to_string()))?;
+                    let t =
+                        crate::failures::Ticket::manual(ip, crate::dates::Timestamp::Float(now));
                     count += i64::from(j.ban_ticket(t));
                 }
                 Ok(PyValue::Int(count))
@@ -892,10 +923,7 @@ fn date_pattern_value(f: &crate::filter::Filter) -> PyValue {
         None => PyValue::None,
         Some(dd) => {
             let (p, n) = dd.date_pattern();
-            PyValue::Tuple(vec![
-                p.map_or(PyValue::None, PyValue::str),
-                PyValue::str(n),
-            ])
+            PyValue::Tuple(vec![p.map_or(PyValue::None, PyValue::str), PyValue::str(n)])
         }
     }
 }

@@ -4,6 +4,10 @@
 //! sample-log harness that pins time to a fixed instant) asks this module, so
 //! that tests can freeze the clock the way fail2ban's `MyTime.setTime` does.
 
+mod str2sec;
+
+pub use str2sec::str2seconds;
+
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
