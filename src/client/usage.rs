@@ -369,7 +369,7 @@ pub fn usage(caller: &str) -> String {
     );
     out.push_str(&banner());
     out.push_str(
-        "\nOptions:
+        "Options:
     -c, --conf <DIR>        configuration directory
     -s, --socket <FILE>     socket path
     -p, --pidfile <FILE>    pidfile path
