@@ -8,11 +8,20 @@
 //! stdout, stderr and exit status must be equal once the temporary path,
 //! times and process ids are masked.  The configuration dump and test
 //! (`-d`, `--dp`, `-t`) are compared on fail2ban 1.0.2's shipped tree with
-//! a few jails enabled, and on broken variants of it.  Without Python's
-//! fail2ban the test says so and passes.
+//! a few jails enabled, and on broken variants of it.  A scripted server
+//! built on our protocol module answers both clients with replies of
+//! every shape (errors, malformed replies, large multi-frame ones, dropped
+//! connections, late answers).  Without Python's fail2ban the test says so
+//! and passes.
 
+use fail2ban::protocol::{
+    Message, MessageBuffer, PyException, Reply, decode_request, encode_reply, frame,
+    load_error_reply,
+};
+use fail2ban::pyvalue::PyValue;
 use std::fs;
-use std::io::Write;
+use std::io::{Read, Write};
+use std::os::unix::net::UnixListener;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -431,6 +440,203 @@ fn dump_and_test_match_python_on_the_shipped_tree() {
             .collect();
         compared += compare(&env, &runs, &mut diffs);
     }
+    eprintln!(
+        "compared {compared} invocations of each client, {} differ",
+        diffs.len()
+    );
+    assert!(diffs.is_empty(), "{}", diffs.join("\n\n"));
+}
+
+fn s(v: &str) -> PyValue {
+    PyValue::str(v)
+}
+
+fn pair(k: &str, v: PyValue) -> PyValue {
+    PyValue::Tuple(vec![s(k), v])
+}
+
+/// What the scripted server answers to a request (`None`: hang up).
+fn scripted_reply(req: &PyValue) -> Option<Reply> {
+    let PyValue::List(args) = req else {
+        return Some(Reply::Other(s("ERROR: request is not a list")));
+    };
+    let words: Vec<String> = args.iter().map(PyValue::to_py_str).collect();
+    let words: Vec<&str> = words.iter().map(String::as_str).collect();
+    let exc = |m: &str, n: &str, a: Vec<PyValue>| Reply::Err(PyException::new(m, n, a));
+    Some(match words.as_slice() {
+        ["ping"] | ["ping", _] if words.len() == 1 || args[1] == PyValue::Float(0.1) => {
+            Reply::Ok(s("pong"))
+        }
+        ["ping", "0.2"] => {
+            std::thread::sleep(Duration::from_millis(700));
+            Reply::Ok(s("pong"))
+        }
+        ["ping", _] => Reply::Ok(s("pong")),
+        ["status"] => Reply::Ok(PyValue::List(vec![
+            pair("Number of jail", PyValue::Int(1)),
+            pair("Jail list", s("j")),
+        ])),
+        ["status", "j"] => Reply::Ok(PyValue::List(vec![pair(
+            "Filter",
+            PyValue::List(vec![
+                pair("Currently failed", PyValue::Int(2)),
+                PyValue::Int(5),
+            ]),
+        )])),
+        ["odd1"] => load_error_reply(&fail2ban::protocol::PickleError(
+            "invalid load key, 'x'.".into(),
+        )),
+        ["odd2"] => Reply::Other(PyValue::List(vec![s("SHUTDOWN")])),
+        ["odd3"] => Reply::Other(PyValue::Tuple(vec![PyValue::Int(0)])),
+        ["odd4"] => Reply::Other(PyValue::Tuple(vec![PyValue::Int(0), s("x"), s("y")])),
+        ["odd5"] => Reply::Other(PyValue::None),
+        ["odd6"] => Reply::Other(PyValue::Dict(vec![])),
+        ["odd7"] => Reply::Other(PyValue::Tuple(vec![PyValue::Int(1), s("not an exception")])),
+        ["err1"] => exc("fail2ban.exceptions", "UnknownJailException", vec![s("j")]),
+        ["err2"] => exc("fail2ban.exceptions", "UnknownJailException", vec![]),
+        ["err3"] => exc(
+            "fail2ban.exceptions",
+            "DuplicateJailException",
+            vec![s("j")],
+        ),
+        ["err4"] => exc("builtins", "ValueError", vec![s("a"), PyValue::Int(2)]),
+        ["err5"] => exc("builtins", "KeyError", vec![s("Invalid Action name: a")]),
+        ["err6"] => exc(
+            "fail2ban.server.failregex",
+            "RegexException",
+            vec![s(
+                "Unable to compile regular expression '(':\nmissing ), unterminated subpattern at position 0",
+            )],
+        ),
+        ["err7"] => exc("builtins", "IndexError", vec![s("list index out of range")]),
+        ["get", "loglevel"] => Reply::Ok(PyValue::Int(9)),
+        ["set", "loglevel", _] => Reply::Ok(s("DEBUG")),
+        ["echo", ..] => Reply::Ok(s("abc")),
+        ["get", "j", "datepattern"] => {
+            Reply::Ok(PyValue::Tuple(vec![PyValue::None, s("Default Detectors")]))
+        }
+        ["set", "j", "datepattern", _] => Reply::Ok(PyValue::Tuple(vec![s("%Y"), s("Year")])),
+        ["get", "dbpurgeage"] => Reply::Ok(PyValue::Float(86400.7)),
+        ["get", "dbfile"] => Reply::Ok(PyValue::None),
+        ["get", "j", "logpath"] => Reply::Ok(PyValue::List(vec![s("/a"), PyValue::Int(3)])),
+        ["get", "j", "ignoreip"] => Reply::Ok(PyValue::List(vec![])),
+        ["get", "j", "journalmatch"] => Reply::Ok(PyValue::List(vec![
+            PyValue::str_list(["_SYSTEMD_UNIT=sshd.service"]),
+            PyValue::str_list(["_COMM=sshd", "PRIORITY=5"]),
+        ])),
+        ["get", "j", "actionproperties"] => Reply::Ok(PyValue::str_list(["a", "b"])),
+        ["get", "thread"] => Reply::Ok(PyValue::Dict(vec![(s("stacksize"), PyValue::Int(0))])),
+        ["get", "j", "bantime.factor"] => Reply::Ok(PyValue::Float(2629800.0)),
+        ["banned"] => Reply::Ok(PyValue::List(vec![PyValue::Dict(vec![(
+            s("j"),
+            PyValue::str_list(["192.0.2.1", "it's \"quoted\"", "tab\there"]),
+        )])])),
+        ["big"] => Reply::Ok(PyValue::List(
+            (0..5000)
+                .map(|i| s(&format!("198.51.{}.{}", i / 250, i % 250)))
+                .collect(),
+        )),
+        ["close"] => return None,
+        _ => exc("builtins", "Exception", vec![s("Invalid command")]),
+    })
+}
+
+/// Serves `listener` with [`scripted_reply`] until the test ends.
+fn scripted_server(listener: UnixListener) {
+    for conn in listener.incoming() {
+        let Ok(mut conn) = conn else {
+            return;
+        };
+        std::thread::spawn(move || {
+            let mut buf = MessageBuffer::default();
+            let mut chunk = [0u8; 4096];
+            loop {
+                let n = match conn.read(&mut chunk) {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => n,
+                };
+                buf.feed(&chunk[..n]);
+                while let Ok(Some(msg)) = buf.next_message() {
+                    let data = match msg {
+                        Message::Close => return,
+                        Message::Data(d) => d,
+                    };
+                    let reply = match decode_request(&data) {
+                        Ok(req) => match scripted_reply(&req) {
+                            Some(r) => r,
+                            None => return,
+                        },
+                        Err(e) => load_error_reply(&e),
+                    };
+                    if conn.write_all(&frame(encode_reply(&reply, 5))).is_err() {
+                        return;
+                    }
+                }
+            }
+        });
+    }
+}
+
+#[test]
+fn clients_read_every_reply_shape_alike() {
+    if python_missing() {
+        return;
+    }
+    let env = Env::new();
+    env.write_config();
+    let sock = env.path("run/scripted.sock");
+    let listener = UnixListener::bind(&sock).unwrap();
+    std::thread::spawn(move || scripted_server(listener));
+    let lines = [
+        "ping",
+        "ping 0.2",
+        "ping 2",
+        "status",
+        "status j",
+        "odd1",
+        "odd2",
+        "odd3",
+        "odd4",
+        "odd5",
+        "odd6",
+        "odd7",
+        "err1",
+        "err2",
+        "err3",
+        "err4",
+        "err5",
+        "err6",
+        "err7",
+        "get loglevel",
+        "set loglevel 9",
+        "echo x",
+        "get j datepattern",
+        "set j datepattern %Y",
+        "get dbpurgeage",
+        "get dbfile",
+        "get j logpath",
+        "get j ignoreip",
+        "get j journalmatch",
+        "get j actionproperties",
+        "get thread",
+        "get j bantime.factor",
+        "banned",
+        "big",
+        "close",
+        "nosuchcommand",
+        "-q err1",
+        "-q close",
+    ];
+    let runs: Vec<(Vec<String>, String)> = lines
+        .iter()
+        .map(|l| {
+            let mut a = vec!["-s".to_string(), sock.clone()];
+            a.extend(args(&env.path("conf"), l));
+            (a, String::new())
+        })
+        .collect();
+    let mut diffs = Vec::new();
+    let compared = compare(&env, &runs, &mut diffs);
     eprintln!(
         "compared {compared} invocations of each client, {} differ",
         diffs.len()

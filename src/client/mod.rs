@@ -173,14 +173,17 @@ pub struct Client {
 pub fn main(argv: Vec<String>) -> i32 {
     handle_signals();
     let mut client = Client::new(argv);
-    let ok = client.start();
+    let code = if client.start() { 0 } else { 255 };
+    log::debug!(target: "fail2ban", "Exit with code {code}");
     let _ = std::io::stdout().flush();
-    if ok { 0 } else { 255 }
+    code
 }
 
 /// SIGTERM and SIGINT end the client with status 255 (after an empty line
 /// and `Caught signal N. Exiting`), taking a foreground server along.
-fn handle_signals() {
+/// Called once, before other threads exist, by a process acting as client
+/// (`fail2ban-client`, or `fail2ban-server` given a command).
+pub fn handle_signals() {
     // SAFETY: plain libc signal-set manipulation on a local set; the mask
     // is changed before any other thread exists (the server child gets a
     // clean mask, see `spawn_server`).
