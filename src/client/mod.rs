@@ -172,17 +172,20 @@ pub struct Client {
 pub fn main(argv: Vec<String>) -> i32 {
     handle_signals();
     let mut client = Client::new(argv);
-    let ok = client.start();
+    let code = if client.start() { 0 } else { 255 };
+    log::debug!(target: "fail2ban", "Exit with code {code}");
     let _ = std::io::stdout().flush();
-    if ok { 0 } else { 255 }
+    code
 }
 
 /// SIGTERM and SIGINT end the client with status 255 (after an empty line
 /// and `Caught signal N. Exiting`), taking a foreground server along.
-fn handle_signals() {
+/// Called once, before other threads exist, by a process acting as client
+/// (`fail2ban-client`, or `fail2ban-server` given a command).
+pub fn handle_signals() {
     // SAFETY: plain libc signal-set manipulation on a local set; the mask
-    // is changed before any other thread exists, and children get a clean
-    // mask from `Command`.
+    // is changed before any other thread exists (the server child gets a
+    // clean mask, see `spawn_server`).
     unsafe {
         let mut set: libc::sigset_t = std::mem::zeroed();
         libc::sigemptyset(&mut set);
@@ -494,7 +497,7 @@ impl Client {
             let mut line = String::new();
             if stdin.lock().read_line(&mut line).unwrap_or(0) == 0 {
                 output("");
-                return Err(String::new());
+                return Err("EOF when reading a line".into());
             }
             let cmd = line.strip_suffix('\n').unwrap_or(&line);
             match cmd {
@@ -859,7 +862,22 @@ impl Client {
             str_repr(&exe.to_string_lossy()),
             PyValue::str_list(std::iter::once(SERVER.to_string()).chain(args.iter().cloned())).repr()
         );
-        match Command::new(&exe).arg0(SERVER).args(&args).spawn() {
+        let command = |exe: &Path| {
+            let mut c = Command::new(exe);
+            c.arg0(SERVER).args(&args);
+            // SAFETY: only async-signal-safe calls between fork and exec:
+            // the server must not inherit the client's blocked signals.
+            unsafe {
+                c.pre_exec(|| {
+                    let mut set: libc::sigset_t = std::mem::zeroed();
+                    libc::sigemptyset(&mut set);
+                    libc::pthread_sigmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
+                    Ok(())
+                });
+            }
+            c
+        };
+        match command(&exe).spawn() {
             Ok(child) => Some(child),
             Err(e) => {
                 log_warning(&format!(
@@ -867,7 +885,7 @@ impl Client {
                     py_os_error(&e),
                     str_repr(SERVER)
                 ));
-                match Command::new(SERVER).arg0(SERVER).args(&args).spawn() {
+                match command(Path::new(SERVER)).spawn() {
                     Ok(child) => Some(child),
                     Err(e) => {
                         log_error(&py_os_error(&e));

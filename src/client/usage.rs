@@ -369,7 +369,7 @@ pub fn usage(caller: &str) -> String {
     );
     out.push_str(&banner());
     out.push_str(
-        "\nOptions:
+        "Options:
     -c, --conf <DIR>        configuration directory
     -s, --socket <FILE>     socket path
     -p, --pidfile <FILE>    pidfile path
@@ -412,6 +412,7 @@ pub fn banner() -> String {
 /// The command table (`printFormatted`).
 fn command_table() -> String {
     let times = PRINTED.fetch_add(1, Ordering::Relaxed) + 1;
+    let wordsep = PyRegex::new(WORDSEP).expect("textwrap pattern");
     let mut out = String::new();
     for (i, (cmd, desc)) in COMMANDS.iter().enumerate() {
         if cmd.is_empty() && i > 0 {
@@ -422,7 +423,7 @@ fn command_table() -> String {
         } else {
             desc.to_string()
         };
-        for (k, piece) in wrap(&desc, WIDTH).iter().enumerate() {
+        for (k, piece) in wrap(&wordsep, &desc, WIDTH).iter().enumerate() {
             if k == 0 {
                 let pad = MARGIN.saturating_sub(cmd.chars().count());
                 out.push_str(&format!(
@@ -448,9 +449,8 @@ fn command_table() -> String {
 const WORDSEP: &str = r#"([\t\n\x0b\x0c\r ]+|(?<=[\w!"'&.,?])-{2,}(?=\w)|[^\t\n\x0b\x0c\r ]+?(?:-(?:(?<=[^\d\W]{2}-)|(?<=[^\d\W]-[^\d\W]-))(?=[^\d\W]-?[^\d\W])|(?=[\t\n\x0b\x0c\r ]|\Z)|(?<=[\w!"'&.,?])(?=-{2,}\w)))"#;
 
 /// `textwrap.wrap(text, width, drop_whitespace=False)` for text without
-/// tabs or line breaks.
-fn wrap(text: &str, width: usize) -> Vec<String> {
-    let re = PyRegex::new(WORDSEP).expect("textwrap pattern");
+/// tabs or line breaks; `re` is [`WORDSEP`].
+fn wrap(re: &PyRegex, text: &str, width: usize) -> Vec<String> {
     // re.split with one group: the text between matches and the matches.
     let mut chunks: Vec<String> = Vec::new();
     let mut last = 0;

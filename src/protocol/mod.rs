@@ -7,14 +7,16 @@
 //! connection may carry several requests.  Python writes pickles with its
 //! highest protocol (5) and reads any protocol.
 //!
-//! The pickle codec is written by hand ([`unpickle`], [`pickle`]) rather
-//! than taken from `serde-pickle`: that crate maps Python values onto serde
-//! types (no opaque exception instances, no way to write the class reference
-//! and `REDUCE` that Python's client needs to print an error), resolves
-//! globals through its own table instead of refusing them in requests, and
-//! its output differs from CPython's (memo and frame layout), while fail2ban
-//! needs requests read without ever interpreting a class reference and
-//! replies written exactly as Python's server writes them.
+//! The pickle codec is written by hand (`unpickle.rs`, `pickle.rs`) rather
+//! than taken from `serde-pickle`: that crate writes only protocols 2 and 3
+//! and cannot write a class reference with `REDUCE`, which is how the
+//! server must send the exception instances Python's client prints
+//! (`Sorry but the jail 'x' does not exist`); when reading it resolves a
+//! fixed list of globals itself and turns any other into an error or
+//! `None`, so the class and arguments of an error reply are lost; and its
+//! output differs from CPython's (memo, frames).  fail2ban needs requests
+//! read without interpreting class references and replies written as
+//! Python's server writes them.
 //!
 //! [`Connection`] is the client's side of a conversation (Python's
 //! `CSocket`); [`MessageBuffer`] cuts a server's incoming byte stream into

@@ -474,6 +474,33 @@ for p in range(6):
 }
 
 #[test]
+fn ip_addresses_of_the_python_server_are_strings() {
+    // fail2ban's IPAddr pickles itself as `str(<text>)`.
+    let script = r#"
+import pickle, sys
+sys.path.insert(0, '/usr/lib/python3/dist-packages')
+from fail2ban.server.ipdns import IPAddr
+for p in range(6):
+    print(pickle.dumps((0, [IPAddr('192.0.2.10'), IPAddr('10.0.0.0/8'), {'j': [IPAddr('::1')]}]), p).hex())
+"#;
+    let Some(out) = python(script, "") else {
+        return;
+    };
+    assert_eq!(out.lines().count(), 6);
+    for line in out.lines() {
+        let reply = decode_reply(&unhex(line)).unwrap();
+        assert_eq!(
+            reply,
+            Reply::Ok(PyValue::List(vec![
+                s("192.0.2.10"),
+                s("10.0.0.0/8"),
+                PyValue::Dict(vec![(s("j"), PyValue::List(vec![s("::1")]))]),
+            ]))
+        );
+    }
+}
+
+#[test]
 fn decoder_errors_are_pythons() {
     let cases: &[(&[u8], &str)] = &[
         (b"", "Ran out of input"),

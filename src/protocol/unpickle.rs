@@ -4,8 +4,10 @@
 //! would import a module or call a function (`GLOBAL`, `STACK_GLOBAL`,
 //! `REDUCE`, `BUILD`, `INST`, `OBJ`, `NEWOBJ`, `NEWOBJ_EX`, `EXT*`,
 //! persistent ids, out-of-band buffers) never do.  A few global names are
-//! *interpreted* as data constructors, because protocols 0 to 3 spell sets
-//! with them: `set` and `frozenset` (read as a set).  Any
+//! *interpreted* as data constructors, because ordinary values are spelled
+//! with them: `set` and `frozenset` in protocols 0 to 3 (read as a set),
+//! and `str(text)`, which is how fail2ban's server writes IP addresses
+//! (`IPAddr.__reduce__`).  Any
 //! other global is refused in a request; in a reply (written by a server, to
 //! carry exception instances) it becomes an opaque [`Obj::Instance`] that
 //! remembers its class name and arguments.
@@ -705,10 +707,13 @@ impl<'a> Machine<'a> {
     /// `GLOBAL`/`STACK_GLOBAL`: a class reference, refused in requests
     /// unless it is one of the data constructors.
     fn global(&mut self, module: String, name: String) -> Result<(), PickleError> {
-        let module = if self.proto < 3 && (module == "__builtin__" || module == "exceptions") {
-            "builtins".to_string()
-        } else {
-            module
+        // Python 2 names, mapped as Python 3 maps them for protocols < 3.
+        let (module, name) = match (module.as_str(), name.as_str()) {
+            ("__builtin__", "unicode") if self.proto < 3 => {
+                ("builtins".to_string(), "str".to_string())
+            }
+            ("__builtin__" | "exceptions", _) if self.proto < 3 => ("builtins".to_string(), name),
+            _ => (module, name),
         };
         if self.source == Source::Request && constructor(&module, &name).is_none() {
             return err(format!(
@@ -740,6 +745,11 @@ impl<'a> Machine<'a> {
                 };
                 self.new_set(ctor, items)
             }
+            (Ctor::Str, []) => Ok(Obj::Str(String::new())),
+            (Ctor::Str, [text]) => match &self.arena[*text] {
+                Obj::Str(t) => Ok(Obj::Str(t.clone())),
+                _ => err("str() is only read with a str argument"),
+            },
             _ => err(format!("unexpected arguments for {module}.{name}")),
         }
     }
@@ -777,6 +787,7 @@ impl<'a> Machine<'a> {
 enum Ctor {
     Set,
     FrozenSet,
+    Str,
 }
 
 /// The global names read as data constructors.
@@ -784,6 +795,7 @@ fn constructor(module: &str, name: &str) -> Option<Ctor> {
     match (module, name) {
         ("builtins", "set") => Some(Ctor::Set),
         ("builtins", "frozenset") => Some(Ctor::FrozenSet),
+        ("builtins", "str") => Some(Ctor::Str),
         _ => None,
     }
 }
