@@ -46,6 +46,11 @@ struct Env {
 
 impl Env {
     fn new() -> Env {
+        Env::with_server(Path::new(PYTHON_SERVER))
+    }
+
+    /// An environment whose `fail2ban-server` (beside the client) is `server`.
+    fn with_server(server: &Path) -> Env {
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap()
@@ -56,7 +61,7 @@ impl Env {
         }
         let ours = dir.join("bin/fail2ban-client");
         fs::copy(env!("CARGO_BIN_EXE_fail2ban-client"), &ours).unwrap();
-        std::os::unix::fs::symlink(PYTHON_SERVER, dir.join("bin/fail2ban-server")).unwrap();
+        std::os::unix::fs::symlink(server, dir.join("bin/fail2ban-server")).unwrap();
         Env { dir, ours }
     }
 
@@ -283,6 +288,60 @@ const SESSION: &[&str] = &[
     "status",
     "ping",
 ];
+
+/// Runs `SESSION` with Python's client (`python`) or ours against a fresh
+/// server of `env`.
+fn session(env: &Env, python: bool) -> Vec<Outcome> {
+    let conf = env.path("conf");
+    let out = SESSION
+        .iter()
+        .map(|line| {
+            let a = args(&conf, line);
+            let a: Vec<&str> = a.iter().map(String::as_str).collect();
+            env.run(python, &a, "")
+        })
+        .collect();
+    env.wait_stopped();
+    out
+}
+
+/// Issue 4's acceptance: the same session through Python's client against
+/// Python's server, through Python's client against ours, and through our
+/// client against ours, gives the same outputs everywhere.
+#[test]
+fn our_server_answers_as_python_server() {
+    if python_missing() {
+        return;
+    }
+    let py_env = Env::new();
+    py_env.write_config();
+    let reference = session(&py_env, true);
+    assert_eq!(
+        reference[0].stdout, "Server ready\n",
+        "Python's server did not start"
+    );
+    let ours_env = Env::with_server(Path::new(env!("CARGO_BIN_EXE_fail2ban-server")));
+    ours_env.write_config();
+    let mut diffs = Vec::new();
+    for python_client in [true, false] {
+        let got = session(&ours_env, python_client);
+        let who = if python_client { "Python's" } else { "our" };
+        for ((line, want), have) in SESSION.iter().zip(&reference).zip(&got) {
+            if want != have {
+                diffs.push(format!(
+                    "{who} client, our server: fail2ban-client {line}\n--- python server: {want:#?}\n--- our server: {have:#?}"
+                ));
+            }
+        }
+    }
+    assert!(
+        diffs.is_empty(),
+        "{} of {} invocations differ:\n{}",
+        diffs.len(),
+        2 * SESSION.len(),
+        diffs.join("\n")
+    );
+}
 
 #[test]
 fn client_matches_python_against_python_server() {

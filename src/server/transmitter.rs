@@ -51,7 +51,13 @@ impl CmdError {
 
 impl From<ActionError> for CmdError {
     fn from(e: ActionError) -> CmdError {
-        CmdError::new(e.py_type(), e.to_string())
+        let msg = match &e {
+            ActionError::Value(m)
+            | ActionError::Key(m)
+            | ActionError::Attribute(m)
+            | ActionError::Runtime(m) => m.clone(),
+        };
+        CmdError::new(e.py_type(), msg)
     }
 }
 
