@@ -655,19 +655,19 @@ impl<'a> Matcher<'a> {
     /// is set when both its marks are and it lies within `lastmark`).
     fn fill(&self, start: usize, slots: &mut Vec<Option<usize>>) {
         slots.clear();
-        slots.push(Some(start));
-        slots.push(Some(self.end));
-        for g in 0..self.prog.groups {
-            let (a, b) = (2 * g, 2 * g + 1);
-            match (self.marks[a], self.marks[b]) {
-                (Some(s), Some(e)) if (b as isize) <= self.lastmark => {
-                    slots.push(Some(s));
-                    slots.push(Some(e));
-                }
-                _ => {
-                    slots.push(None);
-                    slots.push(None);
-                }
+        slots.resize(2 * (self.prog.groups + 1), None);
+        slots[0] = Some(start);
+        slots[1] = Some(self.end);
+        // group `g` (from 0) has marks `2g`, `2g + 1`; the pair is set
+        // when both are and the end is within `lastmark`
+        let set = usize::try_from(self.lastmark + 1).unwrap_or(0) / 2;
+        for (out, marks) in slots[2..]
+            .chunks_exact_mut(2)
+            .zip(self.marks.chunks_exact(2))
+            .take(set)
+        {
+            if let [Some(_), Some(_)] = marks {
+                out.copy_from_slice(marks);
             }
         }
     }
@@ -787,10 +787,12 @@ impl<'a> Matcher<'a> {
         let hay = self.hay;
         if max == MAXREPEAT && set.all_but_newline {
             let end = memchr::memchr(b'\n', &hay[pos..]).map_or(hay.len(), |i| pos + i);
-            let n = hay[pos..end]
-                .iter()
-                .filter(|&&b| (b as i8) >= -0x40)
-                .count();
+            let run = &hay[pos..end];
+            let n = if run.is_ascii() {
+                run.len()
+            } else {
+                run.iter().filter(|&&b| (b as i8) >= -0x40).count()
+            };
             return (n as u32, end);
         }
         let limit = if max == MAXREPEAT {
