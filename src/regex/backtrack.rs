@@ -233,8 +233,37 @@ impl Program {
         for pc in 0..p.ops.len() {
             let f = p.first_of(pc);
             p.first.push(f);
+            p.settle_repeat(pc);
         }
         p
+    }
+
+    /// Runs a single-character repeat whose tail cannot start on any of
+    /// its characters possessively.  Proof: the tail is only tried where
+    /// it may start ([`First`]); after `k` characters of a run of `n`, the
+    /// next byte starts a character of the repeat's set, so when no byte
+    /// starting one is in the tail's first bytes, only the end of the run
+    /// (or of `max` characters) is tried.  Greedy (`REPEAT_ONE`) tries it
+    /// first and then backs off over positions that are all skipped; lazy
+    /// (`MIN_REPEAT_ONE`) extends past the skipped positions up to it.
+    /// Either way the one attempt is the tail at the end of the count,
+    /// which is what `POSSESSIVE_REPEAT_ONE` runs, without the recursion
+    /// (the marks a failed attempt leaves are restored by whoever goes on
+    /// after the failure, as in `branch`).
+    fn settle_repeat(&mut self, pc: usize) {
+        if let Op::RepeatOne {
+            kind: kind @ (RepeatKind::Greedy | RepeatKind::Lazy),
+            set,
+            next,
+            ..
+        } = &mut self.ops[pc]
+        {
+            let own = First::of_set(&self.sets[*set]);
+            let tail = self.first[*next];
+            if own.bytes.iter().zip(tail.bytes).all(|(a, b)| a & b == 0) {
+                *kind = RepeatKind::Possessive;
+            }
+        }
     }
 
     /// Where operation `pc` can start, from those of the operations it
