@@ -13,6 +13,16 @@
 //! classification as `re._compiler`, the same `last_ptr` rule for empty
 //! iterations, the same mark saving and restoring), so its group spans are
 //! Python's.  It runs once the automaton has found where the match starts.
+//!
+//! Where sre would try a path that certainly fails at once, this matcher
+//! may skip it, and where only one path remains it runs it in place of
+//! the loop or branch (no recursion, nothing saved): each operation knows
+//! the bytes it can start with ([`First`]), alternatives and repeat tails
+//! that cannot start are not tried, a branch with one viable alternative
+//! continues into it, `(?:X)?` is a branch, and a single-character repeat
+//! whose tail cannot start on its characters runs possessively.  Each
+//! shortcut states why the groups stay sre's where it is made; the
+//! differential tests (`difftest`) check them against the interpreter.
 
 use super::charset::{CaseMode, CharSet, any_set, class_set, is_py_word, literal_set, lower};
 use super::parse::{

@@ -696,8 +696,8 @@ fn filter_regexes(dir: &Path, conf: &str) -> Vec<(String, String)> {
 }
 
 /// Checks a set against its members' own searches on `texts`: every
-/// pattern that matches is a candidate, and an exact one is only when it
-/// matches.  Returns how many (text, pattern) pairs matched.
+/// pattern that matches is a candidate, and on ASCII texts an exact one
+/// is only when it matches.  Returns how many (text, pattern) pairs matched.
 fn check_set(regexes: &[PyRegex], texts: &[String]) -> usize {
     let refs: Vec<&PyRegex> = regexes.iter().collect();
     let set = PyRegexSet::new(&refs);
@@ -716,7 +716,7 @@ fn check_set(regexes: &[PyRegex], texts: &[String]) -> usize {
                 "{:?} matches {text:?} but is no candidate",
                 re.as_str()
             );
-            if let Some(exact) = re.automaton_span(text) {
+            if let Some(exact) = re.automaton_span(text).filter(|_| text.is_ascii()) {
                 assert_eq!(
                     listed,
                     exact.is_some(),
