@@ -25,8 +25,34 @@ fn span(pattern: &str, text: &str) -> Option<(usize, usize)> {
 
 #[test]
 fn compiled_patterns_can_be_shared_between_threads() {
-    fn shared<T: Send + Sync>(_: &T) {}
-    shared(&PyRegex::new("a").unwrap());
+    // first use (the lazy build) from several threads at once
+    let re = PyRegex::new(r"^(?P<user>\w+)@(?P<host>[\w.]+)$").unwrap();
+    let others = [PyRegex::new(r"@").unwrap(), PyRegex::new(r"^x").unwrap()];
+    let refs: Vec<&PyRegex> = [&re].into_iter().chain(&others).collect();
+    let set = PyRegexSet::new(&refs);
+    let texts = ["root@example.org", "x y", "é@h"];
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..4)
+            .map(|_| {
+                scope.spawn(|| {
+                    let mut out = Vec::new();
+                    texts
+                        .iter()
+                        .map(|t| {
+                            set.candidates(t, &mut out);
+                            (re.search(t).map(|c| c.get(2)), out.clone())
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        for h in handles {
+            let got = h.join().unwrap();
+            assert_eq!(got[0], (Some(Some((5, 16))), vec![0, 1]));
+            assert_eq!(got[1], (None, vec![2]));
+            assert_eq!(got[2], (Some(Some((3, 4))), vec![0, 1]));
+        }
+    });
 }
 
 #[test]
