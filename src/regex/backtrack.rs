@@ -13,6 +13,16 @@
 //! classification as `re._compiler`, the same `last_ptr` rule for empty
 //! iterations, the same mark saving and restoring), so its group spans are
 //! Python's.  It runs once the automaton has found where the match starts.
+//!
+//! Where sre would try a path that certainly fails at once, this matcher
+//! may skip it, and where only one path remains it runs it in place of
+//! the loop or branch (no recursion, nothing saved): each operation knows
+//! the bytes it can start with ([`First`]), alternatives and repeat tails
+//! that cannot start are not tried, a branch with one viable alternative
+//! continues into it, `(?:X)?` is a branch, and a single-character repeat
+//! whose tail cannot start on its characters runs possessively.  Each
+//! shortcut states why the groups stay sre's where it is made; the
+//! differential tests (`difftest`) check them against the interpreter.
 
 use super::charset::{CaseMode, CharSet, any_set, class_set, is_py_word, literal_set, lower};
 use super::parse::{
@@ -233,8 +243,37 @@ impl Program {
         for pc in 0..p.ops.len() {
             let f = p.first_of(pc);
             p.first.push(f);
+            p.settle_repeat(pc);
         }
         p
+    }
+
+    /// Runs a single-character repeat whose tail cannot start on any of
+    /// its characters possessively.  Proof: the tail is only tried where
+    /// it may start ([`First`]); after `k` characters of a run of `n`, the
+    /// next byte starts a character of the repeat's set, so when no byte
+    /// starting one is in the tail's first bytes, only the end of the run
+    /// (or of `max` characters) is tried.  Greedy (`REPEAT_ONE`) tries it
+    /// first and then backs off over positions that are all skipped; lazy
+    /// (`MIN_REPEAT_ONE`) extends past the skipped positions up to it.
+    /// Either way the one attempt is the tail at the end of the count,
+    /// which is what `POSSESSIVE_REPEAT_ONE` runs, without the recursion
+    /// (the marks a failed attempt leaves are restored by whoever goes on
+    /// after the failure, as in `branch`).
+    fn settle_repeat(&mut self, pc: usize) {
+        if let Op::RepeatOne {
+            kind: kind @ (RepeatKind::Greedy | RepeatKind::Lazy),
+            set,
+            next,
+            ..
+        } = &mut self.ops[pc]
+        {
+            let own = First::of_set(&self.sets[*set]);
+            let tail = self.first[*next];
+            if own.bytes.iter().zip(tail.bytes).all(|(a, b)| a & b == 0) {
+                *kind = RepeatKind::Possessive;
+            }
+        }
     }
 
     /// Where operation `pc` can start, from those of the operations it
@@ -655,19 +694,19 @@ impl<'a> Matcher<'a> {
     /// is set when both its marks are and it lies within `lastmark`).
     fn fill(&self, start: usize, slots: &mut Vec<Option<usize>>) {
         slots.clear();
-        slots.push(Some(start));
-        slots.push(Some(self.end));
-        for g in 0..self.prog.groups {
-            let (a, b) = (2 * g, 2 * g + 1);
-            match (self.marks[a], self.marks[b]) {
-                (Some(s), Some(e)) if (b as isize) <= self.lastmark => {
-                    slots.push(Some(s));
-                    slots.push(Some(e));
-                }
-                _ => {
-                    slots.push(None);
-                    slots.push(None);
-                }
+        slots.resize(2 * (self.prog.groups + 1), None);
+        slots[0] = Some(start);
+        slots[1] = Some(self.end);
+        // group `g` (from 0) has marks `2g`, `2g + 1`; the pair is set
+        // when both are and the end is within `lastmark`
+        let set = usize::try_from(self.lastmark + 1).unwrap_or(0) / 2;
+        for (out, marks) in slots[2..]
+            .chunks_exact_mut(2)
+            .zip(self.marks.chunks_exact(2))
+            .take(set)
+        {
+            if let [Some(_), Some(_)] = marks {
+                out.copy_from_slice(marks);
             }
         }
     }
@@ -787,10 +826,12 @@ impl<'a> Matcher<'a> {
         let hay = self.hay;
         if max == MAXREPEAT && set.all_but_newline {
             let end = memchr::memchr(b'\n', &hay[pos..]).map_or(hay.len(), |i| pos + i);
-            let n = hay[pos..end]
-                .iter()
-                .filter(|&&b| (b as i8) >= -0x40)
-                .count();
+            let run = &hay[pos..end];
+            let n = if run.is_ascii() {
+                run.len()
+            } else {
+                run.iter().filter(|&&b| (b as i8) >= -0x40).count()
+            };
             return (n as u32, end);
         }
         let limit = if max == MAXREPEAT {

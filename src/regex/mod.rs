@@ -31,6 +31,16 @@
 //! to ASCII, for haystacks without other characters (small automata, fast
 //! to build), and, on first use, with full classes.
 //!
+//! Compiling ([`PyRegex::new`]) only parses: every error Python's
+//! `re.compile` reports is found there.  The crate forms and the
+//! backtracker's program are built on first use, so that the forty-odd
+//! patterns a filter and the default date templates bring cost little
+//! until a line needs them.  Searches allocate nothing once their buffers
+//! (thread-local, and the caller's [`Captures`]) have grown.
+//!
+//! [`PyRegexSet`] tries many patterns in one automaton pass (fail2ban's
+//! failregexes on every line) and lists those that may match.
+//!
 //! `search(text, pos, endpos)` follows Python: the text is cut at
 //! `endpos`, `^`/`\A` never match at `pos > 0`, look-behind sees before
 //! `pos`.
@@ -221,18 +231,6 @@ fn build_crate(pattern: &str) -> Option<meta::Regex> {
     meta::Regex::builder()
         .configure(meta::Config::new().nfa_size_limit(Some(SIZE_LIMIT)))
         .build(pattern)
-        .ok()
-}
-
-/// One automaton reporting every pattern that matches (overlapping).
-fn build_many(patterns: &[String]) -> Option<meta::Regex> {
-    meta::Regex::builder()
-        .configure(
-            meta::Config::new()
-                .nfa_size_limit(Some(SIZE_LIMIT))
-                .match_kind(regex_automata::MatchKind::All),
-        )
-        .build_many(patterns)
         .ok()
 }
 

@@ -7,15 +7,17 @@
 //! every pattern that matches is reported, not only the leftmost), and one
 //! scan of the text tells which patterns are worth a full search.  A crate
 //! form is either exact or a superset of its Python pattern, so the answer
-//! never misses a pattern that matches; it is exact for the patterns whose
-//! automaton is exact on that text.
+//! never misses a pattern that matches; on ASCII texts it is exact for the
+//! patterns whose automaton is exact on that text.  (On a non-ASCII text,
+//! a set with word boundaries lists every pattern: its lazy DFA does not
+//! decide those boundaries next to non-ASCII characters.)
 
 use super::parse::Parsed;
-use super::{PyRegex, SIZE_LIMIT, build_many, emit, words_disagree};
+use super::{PyRegex, SIZE_LIMIT, emit, words_disagree};
 use regex_automata::hybrid::dfa::{Cache, DFA};
 use regex_automata::nfa::thompson;
 use regex_automata::util::pool::Pool;
-use regex_automata::{Input, MatchKind, PatternID, PatternSet, meta};
+use regex_automata::{Input, MatchKind, PatternID, PatternSet};
 use std::cell::RefCell;
 use std::panic::{RefUnwindSafe, UnwindSafe};
 use std::sync::{Arc, OnceLock};
@@ -27,13 +29,15 @@ pub struct PyRegexSet {
     always: Vec<usize>,
     /// The index of the member of each pattern of the automata.
     ids: Vec<usize>,
+    /// Whether one of them has a word boundary.
+    words: bool,
     /// The multi-pattern automaton for ASCII texts (`None` when it could
     /// not be built: every member is then a candidate).
-    ascii: Option<AsciiAutomaton>,
+    ascii: Option<Overlapping>,
     /// The parsed members (in automaton order), for the crate forms with
     /// full classes and their automaton, built on the first non-ASCII text.
     parsed: Vec<Arc<Parsed>>,
-    unicode: OnceLock<Option<meta::Regex>>,
+    unicode: OnceLock<Option<Overlapping>>,
 }
 
 /// What a member's crate form needs checked on each text.
@@ -47,16 +51,17 @@ struct Member {
 
 /// A lazy DFA over the forward NFA only (the meta engine would also build
 /// a reverse NFA and prefilters, which an overlapping yes/no search does
-/// not use), with its caches.
-struct AsciiAutomaton {
+/// not use), with its caches.  Where a pattern has a Unicode word boundary
+/// it gives up on non-ASCII bytes (the caller then lists every member).
+struct Overlapping {
     dfa: DFA,
     caches: Pool<Cache, CacheFn>,
 }
 
 type CacheFn = Box<dyn Fn() -> Cache + Send + Sync + UnwindSafe + RefUnwindSafe>;
 
-impl AsciiAutomaton {
-    fn new(patterns: &[String]) -> Option<AsciiAutomaton> {
+impl Overlapping {
+    fn new(patterns: &[String]) -> Option<Overlapping> {
         let nfa = thompson::Compiler::new()
             .configure(
                 thompson::Config::new()
@@ -69,21 +74,20 @@ impl AsciiAutomaton {
             .configure(
                 DFA::config()
                     .match_kind(MatchKind::All)
-                    // ASCII texts only: no byte makes the DFA quit
                     .unicode_word_boundary(true),
             )
             .build_from_nfa(nfa)
             .ok()?;
         let owned = dfa.clone();
         let create: CacheFn = Box::new(move || owned.create_cache());
-        Some(AsciiAutomaton {
+        Some(Overlapping {
             dfa,
             caches: Pool::new(create),
         })
     }
 
-    /// Marks in `matched` the patterns matching in `text` (ASCII); false
-    /// when the DFA could not tell.
+    /// Marks in `matched` the patterns matching in `text`; false when the
+    /// DFA could not tell.
     fn which(&self, text: &str, matched: &mut PatternSet) -> bool {
         let mut cache = self.caches.get();
         self.dfa
@@ -121,7 +125,10 @@ impl PyRegexSet {
             }
         }
         PyRegexSet {
-            ascii: AsciiAutomaton::new(&ascii_patterns),
+            words: ids
+                .iter()
+                .any(|&i| members[i].word_unicode || members[i].word_ascii),
+            ascii: Overlapping::new(&ascii_patterns),
             members,
             always,
             ids,
@@ -142,56 +149,49 @@ impl PyRegexSet {
 
     /// Replaces `out` with the indices (ascending) of the patterns that may
     /// match somewhere in `text` (Python's `search(text)`): every pattern
-    /// that matches is among them, and for a pattern whose automaton is
-    /// exact on `text` ([`PyRegex::automaton_span`] answers) being listed
-    /// means matching.
+    /// that matches is among them, and on an ASCII text, for a pattern
+    /// whose automaton is exact there ([`PyRegex::automaton_span`]
+    /// answers), being listed means matching.
     pub fn candidates(&self, text: &str, out: &mut Vec<usize>) {
         out.clear();
         let ascii = text.is_ascii();
-        let unicode = if ascii {
+        let automaton = if ascii {
+            self.ascii.as_ref()
+        } else if self.words {
+            // the DFA would give up (and allocate its error)
             None
         } else {
-            match self.unicode_form() {
-                Some(re) => Some(re),
-                None => {
-                    out.extend(0..self.members.len());
-                    return;
-                }
-            }
+            self.unicode_form()
         };
         let n = self.ids.len();
-        let known = MATCHED.with(|cell| {
-            let mut own;
-            let mut shared = cell.try_borrow_mut();
-            let matched: &mut PatternSet = match shared.as_deref_mut() {
-                Ok(set) => set,
-                Err(_) => {
-                    own = PatternSet::new(n);
-                    &mut own
+        let known = automaton.is_some_and(|automaton| {
+            MATCHED.with(|cell| {
+                let mut own;
+                let mut shared = cell.try_borrow_mut();
+                let matched: &mut PatternSet = match shared.as_deref_mut() {
+                    Ok(set) => set,
+                    Err(_) => {
+                        own = PatternSet::new(n);
+                        &mut own
+                    }
+                };
+                if matched.capacity() != n {
+                    *matched = PatternSet::new(n);
                 }
-            };
-            if matched.capacity() != n {
-                *matched = PatternSet::new(n);
-            }
-            matched.clear();
-            match (unicode, &self.ascii) {
-                (Some(re), _) => re.which_overlapping_matches(&Input::new(text), matched),
-                (None, Some(a)) => {
-                    if !a.which(text, matched) {
-                        return false;
+                matched.clear();
+                if !automaton.which(text, matched) {
+                    return false;
+                }
+                for (pid, &i) in self.ids.iter().enumerate() {
+                    let m = &self.members[i];
+                    if matched.contains(PatternID::must(pid))
+                        || words_disagree(text, ascii, m.word_unicode, m.word_ascii)
+                    {
+                        out.push(i);
                     }
                 }
-                (None, None) => return false,
-            }
-            for (pid, &i) in self.ids.iter().enumerate() {
-                let m = &self.members[i];
-                if matched.contains(PatternID::must(pid))
-                    || words_disagree(text, ascii, m.word_unicode, m.word_ascii)
-                {
-                    out.push(i);
-                }
-            }
-            true
+                true
+            })
         });
         if !known {
             out.clear();
@@ -204,12 +204,12 @@ impl PyRegexSet {
         }
     }
 
-    fn unicode_form(&self) -> Option<&meta::Regex> {
+    fn unicode_form(&self) -> Option<&Overlapping> {
         self.unicode
             .get_or_init(|| {
                 let patterns: Vec<String> =
                     self.parsed.iter().map(|p| emit::emit(p).pattern).collect();
-                build_many(&patterns)
+                Overlapping::new(&patterns)
             })
             .as_ref()
     }

@@ -25,8 +25,34 @@ fn span(pattern: &str, text: &str) -> Option<(usize, usize)> {
 
 #[test]
 fn compiled_patterns_can_be_shared_between_threads() {
-    fn shared<T: Send + Sync>(_: &T) {}
-    shared(&PyRegex::new("a").unwrap());
+    // first use (the lazy build) from several threads at once
+    let re = PyRegex::new(r"^(?P<user>\w+)@(?P<host>[\w.]+)$").unwrap();
+    let others = [PyRegex::new(r"@").unwrap(), PyRegex::new(r"^x").unwrap()];
+    let refs: Vec<&PyRegex> = [&re].into_iter().chain(&others).collect();
+    let set = PyRegexSet::new(&refs);
+    let texts = ["root@example.org", "x y", "é@h"];
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..4)
+            .map(|_| {
+                scope.spawn(|| {
+                    let mut out = Vec::new();
+                    texts
+                        .iter()
+                        .map(|t| {
+                            set.candidates(t, &mut out);
+                            (re.search(t).map(|c| c.get(2)), out.clone())
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        for h in handles {
+            let got = h.join().unwrap();
+            assert_eq!(got[0], (Some(Some((5, 16))), vec![0, 1]));
+            assert_eq!(got[1], (None, vec![2]));
+            assert_eq!(got[2], (Some(Some((3, 4))), vec![0, 1]));
+        }
+    });
 }
 
 #[test]
@@ -505,9 +531,13 @@ fn sets_list_the_patterns_that_may_match() {
     assert!(out.contains(&3) && out.contains(&4));
     assert!(regexes[3].search("zy aa").is_none());
     assert!(regexes[4].search("zy aa").is_some());
-    // a word boundary after a character the crate and Python see alike
+    // on a non-ASCII text the word boundaries make the automaton give up:
+    // every pattern is listed
     set.candidates("é ab", &mut out);
-    assert_eq!(out, [5, 6]);
+    assert_eq!(out, (0..pats.len()).collect::<Vec<_>>());
+    let plain = PyRegexSet::new(&refs[..3]);
+    plain.candidates("Failed é from 1.2", &mut out);
+    assert_eq!(out, [2]);
     set.candidates("", &mut out);
     assert_eq!(out, Vec::<usize>::new());
     let empty = PyRegexSet::new(&[]);
@@ -545,4 +575,83 @@ fn match_at_gives_the_groups_of_the_search_from_the_automaton_start() {
     assert_eq!(caps.get(1), Some((1, 2)));
     assert!(!re.match_at_into("a1", 3, &mut caps));
     assert!(!re.match_at_into("é1", 1, &mut caps));
+}
+
+/// Counts the allocations of the current thread (for the test below).
+struct CountingAlloc;
+
+thread_local! {
+    static ALLOCATIONS: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+// SAFETY: every call is forwarded unchanged to the system allocator.
+unsafe impl std::alloc::GlobalAlloc for CountingAlloc {
+    unsafe fn alloc(&self, layout: std::alloc::Layout) -> *mut u8 {
+        let _ = ALLOCATIONS.try_with(|n| n.set(n.get() + 1));
+        // SAFETY: the caller's guarantees on `layout` are passed on.
+        unsafe { std::alloc::System.alloc(layout) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: std::alloc::Layout) {
+        // SAFETY: `ptr` was allocated by `System` with `layout`.
+        unsafe { std::alloc::System.dealloc(ptr, layout) }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: std::alloc::Layout, size: usize) -> *mut u8 {
+        let _ = ALLOCATIONS.try_with(|n| n.set(n.get() + 1));
+        // SAFETY: as for `alloc` and `dealloc`.
+        unsafe { std::alloc::System.realloc(ptr, layout, size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: CountingAlloc = CountingAlloc;
+
+fn allocations() -> usize {
+    ALLOCATIONS.with(|n| n.get())
+}
+
+#[test]
+fn searches_allocate_nothing_once_warm() {
+    let host = r"(?:\[?(?:(?:::f{4,6}:)?(?P<ip4>(?:\d{1,3}\.){3}\d{1,3})|(?P<ip6>(?:[0-9a-fA-F]{1,4}::?|::){1,7}(?:[0-9a-fA-F]{1,4}|(?<=:):)))\]?|(?P<dns>[\w\-.^_]*\w))";
+    let patterns = [
+        format!(r"^Failed \S+ for (?P<user>\S+) from {host}(?: port \d+)?\s*$"),
+        r"(?iu)^(?:\W{0,2})?((?P<b>jan|feb) (?P<d>[0 ]?\d) (?P<H>\d\d):(?P<M>\d\d))(?=\b|\W|$)"
+            .to_string(),
+        r"(?P<_sep>[-/.])(?P<m>\d\d)(?P=_sep)(?P<d>\d\d)".to_string(),
+        r"^(?P<mlfid>\S+ \w+\[\d+\]: )(?P<content>.+)$".to_string(),
+    ];
+    let regexes: Vec<PyRegex> = patterns.iter().map(|p| PyRegex::new(p).unwrap()).collect();
+    let refs: Vec<&PyRegex> = regexes.iter().collect();
+    let set = PyRegexSet::new(&refs);
+    let texts = [
+        "Failed password for root from 192.0.2.7 port 22\n",
+        "Failed password for root from 2001:db8::1\n",
+        "feb  7 10:11 host x",
+        "at 2024-01-05 ok",
+        "host sshd[12]: Failed password for root from 192.0.2.7",
+        "nothing here é",
+    ];
+    let mut caps = Captures::default();
+    let mut out = Vec::new();
+    let mut round = |count: &mut usize| {
+        for text in texts {
+            set.candidates(text, &mut out);
+            for re in &regexes {
+                *count += usize::from(re.search_into(text, 0, text.len(), &mut caps));
+                *count += usize::from(re.is_match(text));
+                if let Some(Some((s, _))) = re.automaton_span(text) {
+                    *count += usize::from(re.match_at_into(text, s, &mut caps));
+                }
+            }
+        }
+    };
+    let mut hits = 0;
+    round(&mut hits);
+    let before = allocations();
+    for _ in 0..20 {
+        round(&mut hits);
+    }
+    assert_eq!(allocations() - before, 0, "searches allocated");
+    assert!(hits > 20 * 10, "too few matches: {hits}");
 }
