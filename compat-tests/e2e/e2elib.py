@@ -161,6 +161,31 @@ def wait_for(pred, timeout, step=0.02):
 
 # ---------------------------------------------------------------- config
 
+# A small filter for test logs: `<date> Login failed for <user> from <ip>`.
+SIMPLE_FILTER = ("[Definition]\n"
+                 "failregex = ^\\s*Login failed for \\S+ from <HOST>$\n"
+                 "ignoreregex =\n")
+
+
+def failure_line(ip, user="admin", when=None):
+    """A line SIMPLE_FILTER counts as a failure of ip (current local time by default)."""
+    stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(when))
+    return "%s Login failed for %s from %s\n" % (stamp, user, ip)
+
+
+def noise_line(ip, when=None):
+    """A line SIMPLE_FILTER does not count."""
+    stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(when))
+    return "%s Accepted login for alice from %s\n" % (stamp, ip)
+
+
+def append(path, text, mode="a"):
+    """Appends text (str or bytes) to a file in one write."""
+    data = text.encode() if isinstance(text, str) else text
+    with open(path, mode + "b") as fh:
+        fh.write(data)
+
+
 def stock_config():
     """The stock configuration tree the tests copy (refs.stock_config())."""
     path = refs.stock_config()
