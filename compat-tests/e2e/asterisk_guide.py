@@ -398,7 +398,7 @@ class Scenario:
             self.stop(fw)
             errors = [line for line in self.server.log_text().splitlines() if " ERROR " in line]
             c.equal(errors, [], "[%s] no ERROR line in the server log" % name)
-        except (RuntimeError, OSError, subprocess.SubprocessError) as exc:
+        except (RuntimeError, OSError, subprocess.SubprocessError):
             c.check(False, "[%s] scenario ran to its end" % name, traceback.format_exc())
         finally:
             if c.failed > failed_before and self.server:

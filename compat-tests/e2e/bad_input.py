@@ -112,10 +112,9 @@ class Run:
         path = logpath or self.log(name)
         if logpath is None:
             open(path, "w").close()
+        options = 'file="%s"' % self.bans(name) + (", " + extra if extra else "")
         self.sections += ["[%s]" % name, "enabled = true", "filter = " + filt,
-                          "logpath = " + path,
-                          "action = %s[file=\"%s\"%s]" % (action, self.bans(name),
-                                                            ", " + extra if extra else ""),
+                          "logpath = " + path, "action = %s[%s]" % (action, options),
                           "maxretry = 1", "findtime = 10m", "bantime = 1h", ""]
 
     def start(self, wrapper=None, loglevel="INFO"):
@@ -154,8 +153,10 @@ class Run:
         self.work.cleanup()
 
 
-def lines_naming(text, needle, levels=("WARNING", "ERROR", "CRITICAL", "MSG", "NOTICE",
-                                        "INFO")):
+ALL_LEVELS = ("WARNING", "ERROR", "CRITICAL", "MSG", "NOTICE", "INFO")
+
+
+def lines_naming(text, needle, levels=ALL_LEVELS):
     """The lines of text mentioning needle that carry one of the log levels."""
     return [line for line in text.splitlines()
             if needle in line and any(" %s " % lev in line for lev in levels)]

@@ -52,9 +52,9 @@ def say(msg):
 
 # ---------------------------------------------------------------- programs
 
-def _our_binary(name, build):
+def _our_binary(name):
     path = os.path.join(REPO_ROOT, "target", "release", name)
-    if not os.path.exists(path) and build:
+    if not os.path.exists(path):
         say("building %s (cargo build --release)" % path)
         subprocess.run(["cargo", "build", "--release", "--bin", "fail2ban-server",
                         "--bin", "fail2ban-client"], cwd=REPO_ROOT, check=False)
@@ -63,13 +63,13 @@ def _our_binary(name, build):
     return path
 
 
-def resolve_program(given, env_name, python_path, our_name, build=True):
+def resolve_program(given, env_name, python_path, our_name):
     """The executable for a program: option, then env, then ours."""
     value = given or os.environ.get(env_name) or "ours"
     if value == "python":
         return python_path
     if value == "ours":
-        return _our_binary(our_name, build)
+        return _our_binary(our_name)
     return value
 
 
@@ -95,15 +95,6 @@ def programs(args):
         say("note: Python's client %s is missing: outputs are not compared with it" % py_client)
         py_client = None
     return server, client, py_client
-
-
-def is_python(path):
-    """True when the program is a Python script (Debian's fail2ban)."""
-    try:
-        with open(path, "rb") as fh:
-            return b"python" in fh.readline()
-    except OSError:
-        return False
 
 
 # ---------------------------------------------------------------- checks
@@ -173,16 +164,10 @@ def failure_line(ip, user="admin", when=None):
     return "%s Login failed for %s from %s\n" % (stamp, user, ip)
 
 
-def noise_line(ip, when=None):
-    """A line SIMPLE_FILTER does not count."""
-    stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(when))
-    return "%s Accepted login for alice from %s\n" % (stamp, ip)
-
-
-def append(path, text, mode="a"):
+def append(path, text):
     """Appends text (str or bytes) to a file in one write."""
     data = text.encode() if isinstance(text, str) else text
-    with open(path, mode + "b") as fh:
+    with open(path, "ab") as fh:
         fh.write(data)
 
 
@@ -211,13 +196,8 @@ class Workdir:
     def path(self, *parts):
         return os.path.join(self.root, *parts)
 
-    def copy_stock(self, source=None):
-        shutil.copytree(source or stock_config(), self.conf, symlinks=True)
-
-    def empty_conf(self):
-        """A configuration with only fail2ban.conf and the parts written later."""
-        for sub in ("action.d", "filter.d", "jail.d", "fail2ban.d"):
-            os.makedirs(os.path.join(self.conf, sub), exist_ok=True)
+    def copy_stock(self):
+        shutil.copytree(stock_config(), self.conf, symlinks=True)
 
     def write(self, relpath, text, mode=None):
         path = os.path.join(self.root, relpath)
@@ -246,8 +226,8 @@ class Workdir:
         """An executable stand-in in bin/ (first on the server's PATH)."""
         return self.write(os.path.join("bin", name), "#!/bin/sh\n" + body, 0o755)
 
-    def cleanup(self, failed=False):
-        if self.keep or failed and os.environ.get("F2B_KEEP_ON_FAILURE"):
+    def cleanup(self):
+        if self.keep:
             say("kept %s" % self.root)
             return
         shutil.rmtree(self.root, ignore_errors=True)
@@ -275,7 +255,7 @@ def request(sock_path, cmd, timeout=5.0):
     conn.settimeout(timeout)
     try:
         conn.connect(sock_path)
-        conn.sendall(pickle.dumps([str(c) for c in cmd], 4) + END)
+        conn.sendall(pickle.dumps([str(c) for c in cmd], pickle.HIGHEST_PROTOCOL) + END)
         data = b""
         while data.rfind(END, -32) == -1:
             chunk = conn.recv(65536)
@@ -315,12 +295,10 @@ def jail_names(sock_path):
 class Server:
     """One server process in the foreground, optionally inside a namespace."""
 
-    def __init__(self, program, work, netns=None, env_path=None, wrapper=None,
-                 loglevel="INFO"):
+    def __init__(self, program, work, netns=None, wrapper=None, loglevel="INFO"):
         self.program = program
         self.work = work
         self.netns = netns
-        self.env_path = env_path
         self.wrapper = wrapper or []
         self.loglevel = loglevel
         self.proc = None
@@ -343,7 +321,7 @@ class Server:
         for extra in ("/usr/sbin", "/sbin"):
             if extra not in path.split(":"):
                 path += ":" + extra
-        env["PATH"] = self.work.bin + ":" + path if self.env_path is None else self.env_path
+        env["PATH"] = self.work.bin + ":" + path
         with open(self.stdout, "wb") as out, open(self.stderr, "wb") as err:
             self.started_at = time.monotonic()
             self.proc = subprocess.Popen(self.argv(), stdin=subprocess.DEVNULL, stdout=out,
@@ -373,10 +351,6 @@ class Server:
 
     def log_text(self):
         return read(self.work.log, "rb").decode("utf-8", "replace")
-
-    def wait_log(self, needle, timeout=10.0, start=0):
-        """Waits for a substring in the server log (from byte offset start)."""
-        return wait_for(lambda: needle in self.log_text()[start:], timeout, 0.05)
 
     def signal(self, sig):
         if self.alive():
