@@ -201,8 +201,7 @@ class Bench:
                 "" if banned == set(bans) else " (other addresses)"))
         total = 0
         for n in range(1, JAILS + 1):
-            reply = lib.try_request(self.work.sock, ["status", jail_name(n)], 10)
-            total += total_failed(reply)
+            total += lib.total_failed(self.work.sock, jail_name(n)) or 0
         want_failed = failures + self.args.bans * MAXRETRY
         self.results["failed"] = total
         if total != want_failed:
@@ -210,19 +209,6 @@ class Bench:
                 self.label, total, want_failed))
         lib.say("%s: %d lines (%d failures), %d bans in %.3f s (%.0f lines/s)" % (
             self.label, self.args.lines, failures, got, took, self.args.lines / took))
-
-
-def total_failed(reply):
-    """`Total failed` of a `status <jail>` reply, or 0."""
-    try:
-        for key, value in reply[1]:
-            if key == "Filter":
-                for k, v in value:
-                    if k == "Total failed":
-                        return int(v)
-    except (TypeError, ValueError, IndexError):
-        pass
-    return 0
 
 
 def make_throughput(lines, nbans, share, seed):

@@ -160,12 +160,13 @@ class Firewall:
 
 
 class Scenario:
+    """One scenario: its namespaces, work directory, stand-in PBX and server."""
+
     def __init__(self, name, spec, progs, checks, keep):
         self.name = name
         self.spec = spec
         self.server_prog, self.client_prog, self.py_client = progs
         self.checks = checks
-        self.keep = keep
         self.ns = lib.Namespaces("ast")
         self.work = lib.Workdir("e2e-asterisk-" + name, keep)
         self.pbx = None
@@ -256,9 +257,14 @@ class Scenario:
         c, name = self.checks, self.name
         ns = self.attacker_ns
         maxretry = self.spec["maxretry"]
+        jail = self.spec["jail"]
+        counted = lib.total_failed(self.work.sock, jail) or 0
         for n in range(1, maxretry):
             c.check(self.send_and_see(ns, ip, 3), "[%s] %s datagram %d reaches the PBX"
                     % (name, ip, n))
+        c.check(lib.wait_for(lambda: lib.total_failed(self.work.sock, jail)
+                             == counted + maxretry - 1, 10),
+                "[%s] the server counted %s's %d failures" % (name, ip, maxretry - 1))
         c.equal(fw.banned_in(ip), [], "[%s] %s not banned after %d failures (maxretry %d)"
                 % (name, ip, maxretry - 1, maxretry))
         c.check(self.send_and_see(ns, ip, 3), "[%s] %s datagram %d (the maxretry-th) "

@@ -10,10 +10,11 @@ Part 1, one server meeting bad input while it runs:
   vanish      the jail's log is deleted: a message names it (at loglevel MSG,
               the level this server runs at, as fail2ban's `Log absence
               detected`); once the file is back, its failures are banned again;
-  unreadable  the jail's log becomes unreadable (mode 000; the server runs
-              without CAP_DAC_OVERRIDE/CAP_DAC_READ_SEARCH through setpriv, so
-              that root obeys file modes): a message names it; readable again,
-              its failures are banned again;
+  unreadable  the jail's log is rotated to a new, unreadable file (mode 000;
+              the server runs without CAP_DAC_OVERRIDE/CAP_DAC_READ_SEARCH
+              through setpriv, so that root obeys file modes): an ERROR or
+              WARNING names it, nothing of it is banned; rotated again to a
+              readable file, its failures are banned;
   badutf8     a failure line holding invalid UTF-8: a warning names the file,
               the line still counts (the invalid bytes are replaced);
   huge        a 1 MB failure line and a normal one after it: both banned;
@@ -196,9 +197,14 @@ def part_runtime(progs, checks, keep):
                 "vanish: a failure in the re-created log is banned", server.tail())
         control_still_bans("the vanished log")
 
-        # unreadable: mode 000 while the server cannot override file modes
+        # unreadable: rotated to a new file of mode 000 (the server cannot
+        # override file modes); a server holding the old file open must
+        # still open the new one
         mark = len(server.log_text())
-        os.chmod(run.log("unreadable"), 0)
+        path = run.log("unreadable")
+        os.rename(path, path + ".1")
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0)
+        os.close(fd)
         blocked_ip = run.fail("unreadable")
         said = lib.wait_for(lambda: lines_naming(run.log_since(mark), run.log("unreadable"),
                                                  ("ERROR", "WARNING", "CRITICAL")), 10)
@@ -207,10 +213,11 @@ def part_runtime(progs, checks, keep):
         c.check(blocked_ip not in run.banned("unreadable"),
                 "unreadable: nothing was read from the unreadable log")
         control_still_bans("the unreadable log")
-        os.chmod(run.log("unreadable"), 0o644)
+        os.rename(path, path + ".2")
         ip = run.fail("unreadable")
         c.check(run.wait_banned("unreadable", ip, 15),
-                "unreadable: readable again, its failures are banned again", server.tail())
+                "unreadable: rotated again to a readable file, its failures are banned",
+                server.tail())
 
         # badutf8: invalid bytes in the user name of a failure line
         mark = len(server.log_text())

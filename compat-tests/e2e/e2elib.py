@@ -290,6 +290,20 @@ def jail_names(sock_path):
     return None
 
 
+def total_failed(sock_path, jail):
+    """`Total failed` of a jail as its `status` reply gives it, or None."""
+    reply = try_request(sock_path, ["status", jail])
+    try:
+        for key, value in reply[1]:
+            if key == "Filter":
+                for k, v in value:
+                    if k == "Total failed":
+                        return int(v)
+    except (TypeError, ValueError, IndexError):
+        pass
+    return None
+
+
 # ---------------------------------------------------------------- server
 
 class Server:
