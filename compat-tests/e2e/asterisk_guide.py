@@ -122,7 +122,7 @@ class Firewall:
     def dump(self, family):
         if self.nft:
             return lib.in_netns(self.ns, "nft", "list", "ruleset")
-        tool = "ip6tables" if family == 6 else "iptables"
+        tool = lib.IPTABLES["ip6tables" if family == 6 else "iptables"]
         return lib.in_netns(self.ns, tool, "-w", "-S")
 
     def everything(self):
@@ -197,6 +197,7 @@ class Scenario:
         work.stub("sendmail", 'n=$(date +%%s%%N)\nout="%s/mail-$n-$$.txt"\n'
                   '{ printf "ARGS: %%s\\n" "$*"; cat; } > "$out.tmp"\nmv "$out.tmp" "$out"\n'
                   % work.path("mail"))
+        lib.iptables_stubs(work)
         work.stub("whois", 'printf "whois stand-in (no network) for %s\\n" "$*"\n')
 
     def start_pbx(self):
@@ -430,13 +431,15 @@ def main():
     lib.install_signal_cleanup()
     checks = lib.Checks("asterisk_guide")
     reason = lib.netns_support()
-    tools = ["iptables", "ip6tables", "nft"]
-    reason = reason or next((r for r in map(lib.firewall_support, tools) if r), None)
+    used = None
+    if not reason:
+        reason, used = lib.choose_iptables()
+    reason = reason or lib.nft_support()
     if reason:
         checks.skip("asterisk guide end-to-end", reason)
         return checks.finish()
     progs = lib.programs(args)
-    lib.say("server: %s\nclient: %s\n%s" % (progs[0], progs[1], lib.iptables_variant()))
+    lib.say("server: %s\nclient: %s\n%s" % (progs[0], progs[1], used))
     for name in args.scenario or list(SCENARIOS):
         Scenario(name, SCENARIOS[name], progs, checks, args.keep).run()
     return checks.finish()

@@ -435,29 +435,68 @@ def netns_support():
     return None
 
 
-def firewall_support(program):
-    """None when `program -S` (iptables/ip6tables) or `nft list ruleset` works in a namespace."""
-    if not shutil.which(program):
-        return "%s is not installed (apt-get install iptables nftables)" % program
+# The iptables commands the tests read with and the server runs: Debian's
+# default variant, or the other one when only that works in a namespace.
+IPTABLES = {"iptables": "iptables", "ip6tables": "ip6tables"}
+
+
+def _probe(cmds):
+    """None when every command succeeds in a throw-away namespace, else the failure."""
     probe = "f2b-probe-%d" % os.getpid()
     subprocess.run(["ip", "netns", "add", probe], check=False)
     try:
-        cmd = [program, "list", "ruleset"] if program == "nft" else [program, "-w", "-S"]
-        res = subprocess.run(["ip", "netns", "exec", probe] + cmd, stdout=subprocess.PIPE,
-                             stderr=subprocess.STDOUT, text=True)
-        if res.returncode != 0:
-            return "%s does not work inside a network namespace: %s" % (
-                program, res.stdout.strip())
+        for cmd in cmds:
+            res = subprocess.run(["ip", "netns", "exec", probe] + cmd, stdout=subprocess.PIPE,
+                                 stderr=subprocess.STDOUT, text=True)
+            if res.returncode != 0:
+                return "`%s` fails inside a network namespace: %s" % (
+                    " ".join(cmd), res.stdout.strip())
     finally:
         subprocess.run(["ip", "netns", "del", probe], check=False)
     return None
 
 
-def iptables_variant():
-    """The first line of `iptables -V` (nf_tables or legacy)."""
-    res = subprocess.run(["iptables", "-V"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                         text=True)
-    return res.stdout.strip()
+def _iptables_probe(ipt, ip6t):
+    missing = [p for p in (ipt, ip6t) if not shutil.which(p)]
+    if missing:
+        return "%s not installed (apt-get install iptables)" % ", ".join(missing)
+    return _probe([[tool, "-w", verb, "f2b-probe"] for tool in (ipt, ip6t)
+                   for verb in ("-N", "-X")])
+
+
+def choose_iptables():
+    """(None, what is used) when an iptables variant works in a namespace, else (reason, None).
+
+    Debian's default (`iptables -V` says nf_tables or legacy) is used when it
+    works; otherwise the other variant, through `iptables`/`ip6tables`
+    stand-ins put first on the server's PATH (see iptables_stubs).
+    """
+    version = subprocess.run(["iptables", "-V"], stdout=subprocess.PIPE,
+                             stderr=subprocess.STDOUT, text=True).stdout.strip() \
+        if shutil.which("iptables") else "iptables missing"
+    first = _iptables_probe("iptables", "ip6tables")
+    if first is None:
+        return None, "%s works in a namespace: used as it is" % version
+    for variant in ("legacy", "nft"):
+        ipt, ip6t = "iptables-" + variant, "ip6tables-" + variant
+        if _iptables_probe(ipt, ip6t) is None:
+            IPTABLES.update(iptables=ipt, ip6tables=ip6t)
+            return None, "%s: %s; using %s instead" % (version, first, ipt)
+    return first, None
+
+
+def iptables_stubs(work):
+    """Stand-ins for iptables/ip6tables in work.bin when another variant is used."""
+    for name, real in IPTABLES.items():
+        if name != real:
+            work.stub(name, 'exec %s "$@"\n' % shutil.which(real))
+
+
+def nft_support():
+    """None when nft works in a namespace, else the reason."""
+    if not shutil.which("nft"):
+        return "nft is not installed (apt-get install nftables)"
+    return _probe([["nft", "list", "ruleset"]])
 
 
 def in_netns(ns, *cmd, check=True):

@@ -45,6 +45,7 @@ def second_ip(n):
 def write_config(work, count):
     work.copy_stock()
     work.fail2ban_local()
+    lib.iptables_stubs(work)
     os.makedirs(work.path("logs"))
     sections = ["[sshd]", "enabled = false", ""]
     for n in range(1, count + 1):
@@ -61,7 +62,7 @@ def write_config(work, count):
 
 def chain_state(ns, count):
     """{jail: (has jump, set of banned addresses)} read from `iptables -S`."""
-    text = lib.in_netns(ns, "iptables", "-w", "-S")
+    text = lib.in_netns(ns, lib.IPTABLES["iptables"], "-w", "-S")
     state = {}
     for n in range(1, count + 1):
         chain = "f2b-" + jail_name(n)
@@ -82,12 +83,14 @@ def main():
     args = parser.parse_args()
     lib.install_signal_cleanup()
     checks = lib.Checks("many_jails")
-    reason = lib.netns_support() or lib.firewall_support("iptables")
+    reason, used = lib.netns_support(), None
+    if not reason:
+        reason, used = lib.choose_iptables()
     if reason:
         checks.skip("twenty jails at once", reason)
         return checks.finish()
     server_prog, client_prog, _ = lib.programs(args)
-    lib.say("server: %s\nclient: %s\n%s" % (server_prog, client_prog, lib.iptables_variant()))
+    lib.say("server: %s\nclient: %s\n%s" % (server_prog, client_prog, used))
     count = args.jails
     names = {jail_name(n) for n in range(1, count + 1)}
     ns = lib.Namespaces("many")
