@@ -111,6 +111,7 @@ use std::pin::Pin;
 use std::rc::Rc;
 use std::task::{Context, Waker};
 use std::time::Instant;
+use tags::ShellCmd;
 
 const LOG_ACTIONS: &str = "fail2ban.actions";
 
@@ -373,13 +374,62 @@ struct Slot {
 
 enum Wait {
     Nothing,
-    Child(ChildId),
+    /// A command is running (with its entry in the command gate).
+    Child(ChildId, u64),
     Dns(DnsKey),
+    /// A command waits for the command gate (see [`gate`]).
+    Gate(ShellCmd, Num),
 }
 
 impl Slot {
     fn idle(&self) -> bool {
         self.job.is_none() && self.queue.is_empty()
+    }
+}
+
+/// The command gate: the commands of all actions of all jails run one at a
+/// time, as fail2ban's global command lock makes them, because action
+/// templates assume it (nftables actions of one jail share a table that
+/// each one's `actionstop` deletes; run together they race).  Unlike
+/// fail2ban, a command that has run for [`gate::GRACE`] no longer holds the
+/// others back: a slow `sendmail-whois` must not delay the next ban, and
+/// firewall commands, which take milliseconds, stay serialized.
+mod gate {
+    use std::cell::RefCell;
+    use std::time::{Duration, Instant};
+
+    /// How long a running command keeps the others waiting.
+    pub(super) const GRACE: Duration = Duration::from_millis(200);
+
+    thread_local! {
+        /// Running commands: token and start time.
+        static RUNNING: RefCell<(u64, Vec<(u64, Instant)>)> = const { RefCell::new((0, Vec::new())) };
+    }
+
+    /// Whether a command may start now.
+    pub(super) fn open() -> bool {
+        opens_at().is_none_or(|t| t <= Instant::now())
+    }
+
+    /// When the gate opens (`None`: it is open, no command holds it).
+    pub(super) fn opens_at() -> Option<Instant> {
+        RUNNING.with(|r| r.borrow().1.iter().map(|(_, t)| *t + GRACE).max())
+    }
+
+    /// A command started; returns its token.
+    pub(super) fn started() -> u64 {
+        RUNNING.with(|r| {
+            let mut r = r.borrow_mut();
+            r.0 += 1;
+            let token = r.0;
+            r.1.push((token, Instant::now()));
+            token
+        })
+    }
+
+    /// The command of `token` ended.
+    pub(super) fn finished(token: u64) {
+        RUNNING.with(|r| r.borrow_mut().1.retain(|(t, _)| *t != token));
     }
 }
 
@@ -805,10 +855,22 @@ impl Actions {
 
     /// When [`Actions::on_timer`] must be called next.
     pub fn next_deadline(&self) -> Option<Instant> {
-        match &self.backend {
+        let runner = match &self.backend {
             Backend::Real(r) => r.next_deadline(),
             #[cfg(test)]
             Backend::Script(_) => None,
+        };
+        let gated = self
+            .slots
+            .iter()
+            .map(|(_, s)| s)
+            .chain(&self.retired)
+            .any(|s| matches!(s.wait, Wait::Gate(..)));
+        // gated commands of any jail may go as soon as the gate opens
+        let gate = gated.then(|| gate::opens_at().unwrap_or_else(Instant::now));
+        match (runner, gate) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
         }
     }
 
@@ -830,7 +892,7 @@ impl Actions {
             Backend::Script(_) => Vec::new(),
         };
         for f in finished {
-            self.answer(|w| matches!(w, Wait::Child(id) if *id == f.id), f.ok);
+            self.answer(|w| matches!(w, Wait::Child(id, _) if *id == f.id), f.ok);
         }
     }
 
@@ -846,8 +908,10 @@ impl Actions {
             Backend::Script(_) => Vec::new(),
         };
         for f in finished {
-            self.answer(|w| matches!(w, Wait::Child(id) if *id == f.id), f.ok);
+            self.answer(|w| matches!(w, Wait::Child(id, _) if *id == f.id), f.ok);
         }
+        // the gate may have opened (a command of another jail ended)
+        self.answer(|_| false, true);
     }
 
     fn flush_runner_logs(&mut self) {
@@ -873,8 +937,17 @@ impl Actions {
         } = self;
         for slot in slots.iter_mut().map(|(_, s)| s).chain(retired.iter_mut()) {
             if which(&slot.wait) {
+                if let Wait::Child(_, token) = slot.wait {
+                    gate::finished(token);
+                }
                 slot.wait = Wait::Nothing;
                 slot.act.io.borrow_mut().response = Some(ok);
+                pump(slot, backend, resolver, ctx);
+            }
+        }
+        // commands that waited for the gate may go now
+        for slot in slots.iter_mut().map(|(_, s)| s).chain(retired.iter_mut()) {
+            if matches!(slot.wait, Wait::Gate(..)) {
                 pump(slot, backend, resolver, ctx);
             }
         }
@@ -896,6 +969,15 @@ impl Actions {
 /// lookup, or the queue is empty.
 fn pump(slot: &mut Slot, backend: &mut Backend, resolver: &mut Resolver, ctx: &JailCtx) {
     let mut cx = Context::from_waker(Waker::noop());
+    if let Wait::Gate(..) = slot.wait {
+        if !gate::open() {
+            return;
+        }
+        let Wait::Gate(cmd, timeout) = std::mem::replace(&mut slot.wait, Wait::Nothing) else {
+            unreachable!("checked above")
+        };
+        slot.act.io.borrow_mut().request = Some(Request::Exec(cmd, timeout));
+    }
     loop {
         if !matches!(slot.wait, Wait::Nothing) {
             return;
@@ -919,6 +1001,10 @@ fn pump(slot: &mut Slot, backend: &mut Backend, resolver: &mut Resolver, ctx: &J
                 continue;
             }
             Some(Request::Exec(cmd, timeout)) => match backend {
+                Backend::Real(_) if !gate::open() => {
+                    slot.wait = Wait::Gate(cmd, timeout);
+                    return;
+                }
                 Backend::Real(r) => {
                     let spawned = r.spawn(&cmd, timeout);
                     for l in r.take_logs() {
@@ -926,7 +1012,7 @@ fn pump(slot: &mut Slot, backend: &mut Backend, resolver: &mut Resolver, ctx: &J
                     }
                     match spawned {
                         Ok(id) => {
-                            slot.wait = Wait::Child(id);
+                            slot.wait = Wait::Child(id, gate::started());
                             return;
                         }
                         Err(()) => false,

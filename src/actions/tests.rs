@@ -260,6 +260,31 @@ fn a_slow_action_does_not_delay_another() {
     );
 }
 
+/// Short commands of different actions never overlap: templates such as
+/// nftables' assume that one action's `actionstop` does not run while
+/// another's is half-way (the command gate).
+#[test]
+fn short_commands_of_different_actions_do_not_overlap() {
+    let t = TempDir::new("gate");
+    let f = t.file("log");
+    let mut a = Actions::new("j");
+    for name in ["first", "second", "third"] {
+        a.add_action(name).unwrap();
+        let cmd = format!("echo begin {name} >> {f}; sleep 0.05; echo end {name} >> {f}");
+        set(&mut a, name, &[("actionban", &cmd)]);
+    }
+    a.ban(&ticket("192.0.2.1", &[]));
+    drive(&mut a, Duration::from_secs(20));
+    assert!(a.is_idle());
+    let log = t.read("log");
+    let lines: Vec<&str> = log.lines().collect();
+    assert_eq!(lines.len(), 6, "{log}");
+    for pair in lines.chunks(2) {
+        let name = pair[0].strip_prefix("begin ").expect(&log);
+        assert_eq!(pair[1], format!("end {name}"), "{log}");
+    }
+}
+
 /// Whether process `pid` is gone (or a zombie waiting for its parent).
 fn process_gone(pid: &str) -> bool {
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {

@@ -105,9 +105,6 @@ const MAX_RETIRED: usize = 4;
 /// Longest wait between two looks for a vanished directory.
 const MAX_RETRY: f64 = 60.0;
 
-/// fail2ban's MSG level (18): below INFO, above DEBUG. The `log` crate has
-/// no such level, so these messages go out at DEBUG.
-const MSG: log::Level = log::Level::Debug;
 const T_FILTER: &str = "fail2ban.filter";
 const T_POLL: &str = "fail2ban.filterpoll";
 const T_INOTIFY: &str = "fail2ban.filterpyinotify";
@@ -709,8 +706,11 @@ impl<J: Clone + Eq + Hash + fmt::Debug> LogWatch<J> {
             if let Some(d) = self.dirs.get_mut(&key) {
                 d.names.entry(f.name.clone()).or_default().push(id);
             }
-            log::log!(target: T_INOTIFY, MSG,
-                "Log absence detected (possibly rotation) for {path}, reason: INITIAL of {path}");
+            crate::f2b_log!(
+                MSG,
+                T_INOTIFY,
+                "Log absence detected (possibly rotation) for {path}, reason: INITIAL of {path}"
+            );
         }
         self.follows[id] = Some(f);
         if let Some(j) = self.jails.get_mut(jail) {
@@ -1003,8 +1003,11 @@ impl<J: Clone + Eq + Hash + fmt::Debug> LogWatch<J> {
             let _ = self.inotify.rm_watch(wd);
         }
         if d.retry.is_none() {
-            log::log!(target: T_INOTIFY, MSG,
-                "Log absence detected (possibly rotation) for {key}, reason: {reason} of {key}");
+            crate::f2b_log!(
+                MSG,
+                T_INOTIFY,
+                "Log absence detected (possibly rotation) for {key}, reason: {reason} of {key}"
+            );
             d.retry = Some((now + Duration::from_secs_f64(SLEEP_STEP), SLEEP_STEP));
         }
         let ids: Vec<usize> = d.names.values().flatten().copied().collect();
@@ -1192,7 +1195,7 @@ impl<J: Clone + Eq + Hash + fmt::Debug> LogWatch<J> {
             };
             match wd {
                 Some(wd) => {
-                    log::log!(target: T_INOTIFY, MSG, "Log presence detected for directory {key}");
+                    crate::f2b_log!(MSG, T_INOTIFY, "Log presence detected for directory {key}");
                     d.wd = Some(wd);
                     d.retry = None;
                     self.dir_wds.insert(wd, key.clone());
@@ -1291,7 +1294,12 @@ impl<J: Clone + Eq + Hash + fmt::Debug> LogWatch<J> {
                     f.missing = false;
                     f.greet = false;
                     if f.inotify {
-                        log::log!(target: T_INOTIFY, MSG, "Log presence detected for file {}", f.path);
+                        crate::f2b_log!(
+                            MSG,
+                            T_INOTIFY,
+                            "Log presence detected for file {}",
+                            f.path
+                        );
                     }
                 }
                 (m.dev(), m.ino()) != f.cur.identity()
@@ -1304,9 +1312,12 @@ impl<J: Clone + Eq + Hash + fmt::Debug> LogWatch<J> {
                             .reason
                             .take()
                             .unwrap_or_else(|| format!("IN_IGNORED of {}", f.path));
-                        log::log!(target: T_INOTIFY, MSG,
+                        crate::f2b_log!(
+                            MSG,
+                            T_INOTIFY,
                             "Log absence detected (possibly rotation) for {}, reason: {reason}",
-                            f.path);
+                            f.path
+                        );
                     }
                 }
                 // a directory holding a file we keep open reports no
@@ -1495,6 +1506,11 @@ impl<J: Clone + Eq + Hash + fmt::Debug> LogWatch<J> {
 
 fn log_rotation(path: &str, rot: &Rotation) {
     if rot.logged() {
-        log::log!(target: T_FILTER, MSG, "Log rotation detected for {path}, reason: {}", rot.repr());
+        crate::f2b_log!(
+            MSG,
+            T_FILTER,
+            "Log rotation detected for {path}, reason: {}",
+            rot.repr()
+        );
     }
 }

@@ -281,17 +281,19 @@ pub fn start(conf: &StartConf) -> i32 {
     super::set_cloexec(std::os::fd::AsRawFd::as_raw_fd(&listener));
     server.listener = Some(listener);
     server.socket_path = Some(conf.socket.clone());
+    let mut status = 0;
     if let Some(stream) = stream {
         let cmd = vec![PyValue::str("server-stream"), PyValue::List(stream)];
         if server.proceed(&cmd).is_err() {
             crate::f2b_log!(ERROR, "fail2ban", "Async configuration of server failed");
             server.begin_quit();
+            status = 255;
         } else if !conf.background {
             println!("Server ready");
         }
     }
     server.run();
-    0
+    status
 }
 
 /// Runs `fail2ban-server` with `argv` (program name first); returns the
