@@ -528,11 +528,17 @@ pub fn to_exception(e: &CmdError) -> PyException {
     PyException::new(module, e.class, e.args.clone())
 }
 
+/// Replies queued for a client beyond which its requests are no longer
+/// read (until it reads the replies).
+const MAX_PENDING_OUTPUT: usize = 1 << 20;
+
 /// What a polled descriptor belongs to.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Source {
     Listener,
     Conn(usize),
+    /// A connection with replies waiting to be written.
+    Writable,
     Watch,
     Signals,
     /// An action descriptor of a jail (index in `jails`, or in `stopping`
@@ -575,7 +581,14 @@ impl Server {
                 sources.push((l.as_raw_fd(), Source::Listener));
             }
             for (i, c) in self.conns.iter().enumerate() {
-                sources.push((c.stream.as_raw_fd(), Source::Conn(i)));
+                // a client that does not read its replies is not read from
+                // either, until they are written
+                if c.output.len() < MAX_PENDING_OUTPUT && !c.closing {
+                    sources.push((c.stream.as_raw_fd(), Source::Conn(i)));
+                }
+                if !c.output.is_empty() {
+                    sources.push((c.stream.as_raw_fd(), Source::Writable));
+                }
             }
             sources.push((self.watch.fd().as_raw_fd(), Source::Watch));
             if let Some(s) = &self.signals {
@@ -602,10 +615,14 @@ impl Server {
             let ready: Vec<bool> = {
                 let mut pfds: Vec<nix::poll::PollFd> = sources
                     .iter()
-                    .map(|(fd, _)| {
+                    .map(|(fd, src)| {
                         // SAFETY: every descriptor listed stays open until the poll returns.
                         let b = unsafe { BorrowedFd::borrow_raw(*fd) };
-                        nix::poll::PollFd::new(b, nix::poll::PollFlags::POLLIN)
+                        let flags = match src {
+                            Source::Writable => nix::poll::PollFlags::POLLOUT,
+                            _ => nix::poll::PollFlags::POLLIN,
+                        };
+                        nix::poll::PollFd::new(b, flags)
                     })
                     .collect();
                 match nix::poll::poll(&mut pfds, timeout) {
@@ -623,6 +640,8 @@ impl Server {
                 match *src {
                     Source::Listener => self.accept(),
                     Source::Conn(i) => self.read_conn(i),
+                    // written by `tick`
+                    Source::Writable => {}
                     Source::Watch => {
                         let mut d = Dispatch {
                             jails: &mut self.jails,
@@ -714,23 +733,21 @@ impl Server {
         }
     }
 
+    /// Reads what connection `i` sent (one buffer per turn of the loop, so
+    /// that a client sending much does not hold up the others) and
+    /// answers its complete requests.
     fn read_conn(&mut self, i: usize) {
         let mut buf = [0u8; 65536];
         loop {
             let c = &mut self.conns[i];
             match c.stream.read(&mut buf) {
-                Ok(0) => {
-                    c.closing = true;
-                    break;
-                }
+                Ok(0) => c.closing = true,
                 Ok(n) => c.input.feed(&buf[..n]),
-                Err(e) if e.kind() == ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == ErrorKind::Interrupted => continue,
-                Err(_) => {
-                    c.closing = true;
-                    break;
-                }
+                Err(e) if e.kind() == ErrorKind::WouldBlock => {}
+                Err(_) => c.closing = true,
             }
+            break;
         }
         loop {
             let msg = match self.conns[i].input.next_message() {
