@@ -42,3 +42,5 @@ pub mod pyvalue;
 pub mod regex;
 pub mod regextool;
 pub mod server;
+#[cfg(test)]
+mod testrefs;

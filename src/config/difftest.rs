@@ -7,6 +7,7 @@
 
 use super::{Error, FilterReader, ShareConfig};
 use crate::pyvalue::PyValue;
+use crate::testrefs::{self, Ref};
 use indexmap::IndexMap;
 use serde_json::{Value, json};
 use std::collections::HashMap;
@@ -15,10 +16,14 @@ use std::process::{Command, Stdio};
 use std::rc::Rc;
 
 const PYTHON: &str = "/usr/bin/python3";
-const TREES: [&str; 2] = [
-    "/work/shared/fail2ban-1.0.2/config",
-    "/work/shared/fail2ban-upstream/config",
-];
+/// The reference configuration trees that are present (1.0.2, upstream).
+fn trees() -> Vec<String> {
+    [Ref::Config102, Ref::ConfigUpstream]
+        .into_iter()
+        .filter_map(testrefs::path)
+        .map(|p| p.to_string_lossy().into_owned())
+        .collect()
+}
 
 /// Reads the jobs given on stdin (plus, for each tree to scan, every filter
 /// with no init options, each mode value it uses, each logtype, and the
@@ -242,12 +247,8 @@ fn shipped_filters_match_python() {
         eprintln!("skipping the differential filter test: {why}");
         return;
     }
-    let scan: Vec<&str> = TREES
-        .iter()
-        .copied()
-        .filter(|t| std::path::Path::new(t).is_dir())
-        .collect();
-    if scan.len() < TREES.len() {
+    let scan = trees();
+    if scan.len() < 2 {
         eprintln!("note: some reference trees are missing, comparing {scan:?}");
     }
     let n = compare(json!({"scan": scan, "jobs": []}));
@@ -655,11 +656,7 @@ fn client_dump_matches_python() {
         return;
     }
     let mut total = 0;
-    for (i, tree) in TREES.iter().enumerate() {
-        if !std::path::Path::new(tree).is_dir() {
-            eprintln!("skipping {tree}: missing");
-            continue;
-        }
+    for (i, tree) in trees().iter().enumerate() {
         let plain = super::reader::tests::Tree::new(&format!("dump-plain{i}"), &[]);
         copy_dir(std::path::Path::new(tree), std::path::Path::new(&plain.0));
         total += compare_dumps(&format!("{tree} unchanged"), &plain.0);

@@ -18,10 +18,10 @@ use serde_json::{Value, json};
 use super::pytext::char_index;
 use super::strptime::{directive_name, directive_regex, zone_abbreviation, zone_abbreviations};
 use super::{DateDetector, DateError, set_datepattern};
+use crate::testrefs::{self, Ref};
 
 const PYTHON: &str = "/usr/bin/python3";
 const DIST: &str = "/usr/lib/python3/dist-packages";
-const SHARED: &str = "/work/shared";
 const WORKER_ENV: &str = "F2B_DATES_DIFF_RUN";
 const DIR_ENV: &str = "F2B_DATES_DIFF_DIR";
 const LINES_PER_LOG: usize = 300;
@@ -356,8 +356,11 @@ fn log_lines(path: &Path, max: usize) -> Vec<String> {
 fn config_datepatterns() -> Vec<(String, String)> {
     let mut out = Vec::new();
     let mut seen = BTreeSet::new();
-    for tree in ["fail2ban-1.0.2", "fail2ban-upstream"] {
-        let dir = Path::new(SHARED).join(tree).join("config/filter.d");
+    for tree in [Ref::Config102, Ref::ConfigUpstream] {
+        let Some(config) = testrefs::path(tree) else {
+            continue;
+        };
+        let dir = config.join("filter.d");
         for file in files_below(&dir) {
             let Ok(text) = std::fs::read_to_string(&file) else {
                 continue;
@@ -403,8 +406,13 @@ fn config_datepatterns() -> Vec<(String, String)> {
 fn scenarios() -> Vec<Value> {
     let mut out = Vec::new();
     let edge: Vec<String> = EDGE_LINES.iter().map(|s| s.to_string()).collect();
-    let mut logs = files_below(&Path::new(SHARED).join("fail2ban-1.0.2/tests/files/logs"));
-    let upstream = files_below(&Path::new(SHARED).join("fail2ban-upstream/tests/files/logs"));
+    let logs_of = |r: Ref| {
+        testrefs::path(r)
+            .map(|p| files_below(&p.join("logs")))
+            .unwrap_or_default()
+    };
+    let mut logs = logs_of(Ref::Files102);
+    let upstream = logs_of(Ref::FilesUpstream);
     let known: BTreeSet<_> = logs.iter().filter_map(|p| p.file_name()).collect();
     let extra: Vec<PathBuf> = upstream
         .iter()
@@ -412,7 +420,9 @@ fn scenarios() -> Vec<Value> {
         .cloned()
         .collect();
     logs.extend(extra);
-    logs.extend(files_below(&Path::new(SHARED).join("realworld-logs")));
+    if let Some(dir) = testrefs::path(Ref::Realworld) {
+        logs.extend(files_below(&dir));
+    }
     logs.retain(|p| p.extension().is_none_or(|e| e != "md"));
     for log in &logs {
         out.push(json!({
@@ -430,7 +440,9 @@ fn scenarios() -> Vec<Value> {
             "label": format!("edge {p:?} tz {tz:?}"), "pattern": p, "tz": tz, "lines": edge,
         }));
     }
-    let sample_dir = Path::new(SHARED).join("fail2ban-1.0.2/tests/files/logs");
+    let sample_dir = testrefs::path(Ref::Files102)
+        .map(|p| p.join("logs"))
+        .unwrap_or_default();
     for (filter, pattern) in config_datepatterns() {
         let mut lines = log_lines(&sample_dir.join(&filter), LINES_PER_LOG);
         lines.extend(edge.iter().cloned());

@@ -734,15 +734,11 @@ fn shipped_failregex_sets_list_every_match() {
     if !python_available() {
         return;
     }
-    let root = Path::new("/work/shared/fail2ban-1.0.2");
-    let dir = root.join("config/filter.d");
-    if !dir.is_dir() {
-        println!(
-            "SKIPPED: fail2ban 1.0.2 configuration not found under {}",
-            root.display()
-        );
+    use crate::testrefs::{Ref, path};
+    let (Some(config), Some(files)) = (path(Ref::Config102), path(Ref::Files102)) else {
         return;
-    }
+    };
+    let dir = config.join("filter.d");
     let mut names: Vec<_> = std::fs::read_dir(&dir)
         .expect("filter.d")
         .filter_map(|e| e.ok())
@@ -755,8 +751,7 @@ fn shipped_failregex_sets_list_every_match() {
     for path in names {
         let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or("");
         let conf = std::fs::read_to_string(&path).expect("filter");
-        let log =
-            std::fs::read_to_string(root.join("tests/files/logs").join(stem)).unwrap_or_default();
+        let log = std::fs::read_to_string(files.join("logs").join(stem)).unwrap_or_default();
         let lines: Vec<String> = log
             .lines()
             .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
@@ -854,15 +849,11 @@ fn shipped_filters_agree_with_python() {
     if !python_available() {
         return;
     }
-    let root = Path::new("/work/shared/fail2ban-1.0.2");
-    let dir = root.join("config/filter.d");
-    if !dir.is_dir() {
-        println!(
-            "SKIPPED: fail2ban 1.0.2 configuration not found under {}",
-            root.display()
-        );
+    use crate::testrefs::{Ref, path};
+    let (Some(config), Some(files)) = (path(Ref::Config102), path(Ref::Files102)) else {
         return;
-    }
+    };
+    let dir = config.join("filter.d");
     let mut names: Vec<_> = std::fs::read_dir(&dir)
         .expect("filter.d")
         .filter_map(|e| e.ok())
@@ -881,8 +872,7 @@ fn shipped_filters_agree_with_python() {
             .unwrap_or("")
             .to_string();
         let conf = std::fs::read_to_string(&path).expect("filter");
-        let log =
-            std::fs::read_to_string(root.join("tests/files/logs").join(&stem)).unwrap_or_default();
+        let log = std::fs::read_to_string(files.join("logs").join(&stem)).unwrap_or_default();
         let lines: Vec<String> = log
             .lines()
             .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
