@@ -292,6 +292,9 @@ pub fn start(conf: &StartConf) -> i32 {
             println!("Server ready");
         }
     }
+    // give back to the system what reading the configuration used
+    // SAFETY: malloc_trim only releases free heap memory.
+    unsafe { libc::malloc_trim(0) };
     server.run();
     status
 }
