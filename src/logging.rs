@@ -9,6 +9,11 @@
 //! `log` crate (the target names the fail2ban logger, e.g.
 //! `fail2ban.filter`; module paths are mapped) or through [`emit`] / the
 //! [`f2b_log!`](crate::f2b_log) macro for the levels the `log` crate lacks.
+//!
+//! Written by hand rather than with `env_logger`: fail2ban's levels between
+//! the `log` crate's, its exact line layout, its targets (syslog, reopening
+//! on `flushlogs`) and changing level and target at run time through the
+//! socket are outside what `env_logger` does.
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;

@@ -30,6 +30,14 @@ Scenarios (all by default, or --scenario NAME, repeatable):
                   iptables-multiport on tcp and udp, maxretry 10; client stop.
   nftables        Debian's [asterisk] jail with banaction = nftables, IPv4 and
                   IPv6 attackers; SIGTERM cleans up.
+  ours-guide      the guide scenario on our own etc/fail2ban tree instead of
+                  the stock one (same jail.local, same checks).
+  ours-asterisk   our own [asterisk] jail (enabled + logpath only):
+                  iptables-multiport with one chain f2b-asterisk jumped to for
+                  tcp and udp, maxretry 10; client stop.
+  ours-nftables   our [asterisk] jail with banaction = nftables-multiport: one
+                  set per family (addr-set-asterisk, addr6-set-asterisk), IPv4
+                  and IPv6 attackers, the friend; SIGTERM cleans up.
 
 The stock sendmail-common action calls /usr/sbin/sendmail by its absolute
 path: a `action.d/sendmail-common.local` sets `mailcmd` to plain `sendmail`,
@@ -80,6 +88,19 @@ SCENARIOS = {
     "nftables": dict(jail="asterisk", style="debian", banaction="nftables", bantime=None,
                      maxretry=10, attackers=(ATTACKER4, ATTACKER6), friend=True,
                      mail=False, unban=False, stop="sigterm"),
+    # the same on our own configuration tree (etc/fail2ban)
+    "ours-guide": dict(jail="asterisk-iptables", style="guide", tree="ours", bantime=15,
+                       maxretry=5, attackers=(ATTACKER4, ATTACKER6), friend=True, mail=True,
+                       unban=True, stop="client"),
+    "ours-asterisk": dict(jail="asterisk", style="debian", tree="ours", bantime=None,
+                          maxretry=10, attackers=(ATTACKER4,), friend=False, mail=False,
+                          unban=False, stop="client", places=["f2b-asterisk"],
+                          protocols=("tcp", "udp")),
+    "ours-nftables": dict(jail="asterisk", style="debian", tree="ours",
+                          banaction="nftables-multiport", bantime=None, maxretry=10,
+                          attackers=(ATTACKER4, ATTACKER6), friend=True, mail=False,
+                          unban=False, stop="sigterm", places=["addr-set-asterisk"],
+                          protocols=("tcp", "udp")),
 }
 
 
@@ -111,8 +132,10 @@ class Firewall:
     def __init__(self, ns, spec):
         self.ns = ns
         self.spec = spec
-        self.nft = spec.get("banaction") == "nftables"
-        if self.nft:
+        self.nft = spec.get("banaction", "").startswith("nftables")
+        if spec.get("places"):
+            self.places = spec["places"]
+        elif self.nft:
             self.places = ["addr-set-asterisk-tcp", "addr-set-asterisk-udp"]
         elif spec["style"] == "guide":
             self.places = ["f2b-ASTERISK"]
@@ -186,7 +209,10 @@ class Scenario:
 
     def config(self):
         work = self.work
-        work.copy_stock()
+        if self.spec.get("tree") == "ours":
+            work.copy_ours()
+        else:
+            work.copy_stock()
         work.fail2ban_local(dbfile=":memory:")
         os.makedirs(os.path.dirname(self.logpath))
         open(self.logpath, "w").close()
@@ -293,6 +319,16 @@ class Scenario:
                         "[%s] INPUT jumps to %s (%s)" % (name, place,
                                                          "ip6tables" if fam == 6 else "iptables"),
                         "\n".join(jumps))
+        for proto in self.spec.get("protocols", ()):
+            if fw.nft:
+                found = any(r.startswith(proto + " dport ") for r in fw.nft_rules())
+                where = "the nft chain"
+            else:
+                found = any(" -p %s " % proto in j for j in fw.jumps(fam))
+                where = "INPUT"
+            c.check(found, "[%s] %s sends %s traffic to the jail (IPv%d)"
+                    % (name, where, proto, fam),
+                    "\n".join(fw.nft_rules() if fw.nft else fw.jumps(fam)))
         if self.spec["mail"]:
             mail = lib.wait_for(lambda: self.mail_with("banned %s" % ip), 10)
             c.check(mail, "[%s] a mail naming %s was handed to sendmail" % (name, ip),

@@ -199,6 +199,10 @@ class Workdir:
     def copy_stock(self):
         shutil.copytree(stock_config(), self.conf, symlinks=True)
 
+    def copy_ours(self):
+        """conf/ as a copy of our own configuration tree, etc/fail2ban."""
+        shutil.copytree(os.path.join(REPO_ROOT, "etc", "fail2ban"), self.conf, symlinks=True)
+
     def write(self, relpath, text, mode=None):
         path = os.path.join(self.root, relpath)
         os.makedirs(os.path.dirname(path), exist_ok=True)

@@ -41,7 +41,11 @@
 //! Deliberate differences from fail2ban 1.0.2, which runs every command of
 //! every jail under one global lock in the jail's actions thread:
 //! - actions (of one jail and of different jails) run concurrently, so a
-//!   slow `sendmail-whois` no longer delays `iptables` of the next ban;
+//!   slow `sendmail-whois` no longer delays `iptables` of the next ban; yet
+//!   a command starts only once every other running command has run for
+//!   a grace time (200 ms, `gate::GRACE`), so short commands (firewall changes) stay
+//!   one at a time as the templates assume (nftables actions sharing a
+//!   table) and a slow one holds the others back by 200 ms at most;
 //! - a command's output is read while it runs (fail2ban's child blocks on
 //!   a full pipe until its timeout), at most 1 MiB per stream is kept for
 //!   the log, and stdin is `/dev/null`;

@@ -95,36 +95,28 @@ fn os_error(e: &std::io::Error, path: &str) -> String {
     }
 }
 
-/// Detaches into the background (double fork, new session, stdio on
-/// `/dev/null`); returns false in the processes that must exit.
-fn daemonize() -> bool {
-    // SAFETY: single-threaded at this point; fork/setsid/_exit are used as
-    // in fail2ban's __createDaemon.
-    unsafe {
+/// Detaches into the background as fail2ban's `__createDaemon` does
+/// (SIGHUP ignored, double fork, new session, working directory `/`,
+/// stdio on `/dev/null`; the umask is kept). `Ok(false)` in the process
+/// that must exit, `Err` when no daemon could be made.
+fn daemonize() -> Result<bool, String> {
+    // SAFETY: single-threaded at this point; ignoring SIGHUP and reading
+    // the umask (set back at once) have no other effect.
+    let mask = unsafe {
         libc::signal(libc::SIGHUP, libc::SIG_IGN);
-        match libc::fork() {
-            -1 => return true,
-            0 => {}
-            _ => return false,
-        }
-        libc::setsid();
-        match libc::fork() {
-            -1 => {}
-            0 => {}
-            _ => libc::_exit(0),
-        }
-        let _ = std::env::set_current_dir("/");
-        let devnull = libc::open(c"/dev/null".as_ptr(), libc::O_RDWR);
-        if devnull >= 0 {
-            for fd in 0..3 {
-                libc::dup2(devnull, fd);
-            }
-            if devnull > 2 {
-                libc::close(devnull);
-            }
+        let mask = libc::umask(0);
+        libc::umask(mask);
+        mask
+    };
+    match daemonize::Daemonize::new().umask(mask).execute() {
+        daemonize::Outcome::Parent(Ok(_)) => Ok(false),
+        daemonize::Outcome::Parent(Err(e)) => Err(e.to_string()),
+        daemonize::Outcome::Child(Ok(_)) => Ok(true),
+        daemonize::Outcome::Child(Err(e)) => {
+            crate::f2b_log!(ERROR, LOG_SERVER, "Daemon set-up incomplete: {e}");
+            Ok(true)
         }
     }
-    true
 }
 
 /// Reads the whole configuration for a server that configures itself;
@@ -178,8 +170,13 @@ pub fn start(conf: &StartConf) -> i32 {
     }
     if conf.background {
         crate::f2b_log!(INFO, LOG_SERVER, "Starting in daemon mode");
-        if !daemonize() {
-            return 0;
+        match daemonize() {
+            Ok(true) => {}
+            Ok(false) => return 0,
+            Err(e) => {
+                crate::f2b_log!(ERROR, LOG_SERVER, "Could not create daemon {e}");
+                return 255;
+            }
         }
     }
     set_process_name(&conf.pname);
