@@ -11,6 +11,7 @@
 //! - [`dates`]: the date detector, date templates and `strptime`;
 //! - [`ipaddr`]: addresses as fail2ban parses, prints and resolves them;
 //! - [`failures`], [`bans`]: failure counting per address and the ban list;
+//! - [`database`]: the persistent SQLite database (bans, log positions);
 //! - [`filter`]: the per-line decision (date cut, prefregex, failregex,
 //!   ignoreregex, multi-line merge, failure id);
 //! - [`regextool`]: the `fail2ban-regex` command;
@@ -28,6 +29,7 @@ pub mod actions;
 pub mod bans;
 pub mod client;
 pub mod config;
+pub mod database;
 pub mod dates;
 pub mod failregex;
 pub mod failures;
