@@ -498,11 +498,5 @@ impl Database {
     }
 }
 
-impl Drop for Database {
-    fn drop(&mut self) {
-        crate::f2b_log!(INFO, LOG_DB, "Connection to database closed.");
-    }
-}
-
 #[cfg(test)]
 mod tests;

@@ -8,9 +8,11 @@
 //! and `__checkUnBan`, driven by the server's loop instead of threads.
 
 use std::collections::VecDeque;
+use std::rc::Rc;
 
 use crate::actions::{Actions, BanInfo, JailStats, Num};
 use crate::bans::{BanManager, NotAdded};
+use crate::database::{Database, RestoreQuery};
 use crate::dates::Timestamp;
 use crate::failregex::Value;
 use crate::failures::{FailManager, Ticket};
@@ -32,6 +34,24 @@ pub struct BanTimeExtra {
     pub values: indexmap::IndexMap<String, crate::pyvalue::PyValue>,
 }
 
+impl BanTimeExtra {
+    /// Whether a boolean option (`increment`, `overalljails`) is on.
+    pub fn is_on(&self, opt: &str) -> bool {
+        matches!(
+            self.values.get(opt),
+            Some(crate::pyvalue::PyValue::Bool(true))
+        )
+    }
+
+    /// A seconds option (`maxtime`, `rndtime`) when set.
+    pub fn int(&self, opt: &str) -> Option<i64> {
+        match self.values.get(opt) {
+            Some(crate::pyvalue::PyValue::Int(i)) => Some(*i),
+            _ => None,
+        }
+    }
+}
+
 /// One jail.
 pub struct Jail {
     pub name: String,
@@ -42,6 +62,8 @@ pub struct Jail {
     pub actions: Actions,
     pub ignore: IgnoreList,
     pub ban_extra: BanTimeExtra,
+    /// The server's database, when one is set.
+    pub db: Option<Rc<Database>>,
     queue: VecDeque<Ticket>,
     pub started: bool,
     pub idle: bool,
@@ -64,6 +86,7 @@ impl Jail {
             actions: Actions::new(name),
             ignore: IgnoreList::new(name),
             ban_extra: BanTimeExtra::default(),
+            db: None,
             queue: VecDeque::new(),
             started: false,
             idle: false,
@@ -230,10 +253,22 @@ impl Jail {
                 let stats = self.stats();
                 self.actions.set_stats(stats);
                 let epoch = self.actions.ban_epoch();
-                let info = {
+                let mut info = {
                     let t = self.bans.get(&id).expect("just banned");
+                    if let Some(db) = &self.db
+                        && !t.restored
+                    {
+                        db.add_ban(&self.name, t, self.bans.ban_time());
+                    }
                     self.ban_info(t)
                 };
+                if let Some(db) = &self.db
+                    && self.actions.wants_merged()
+                {
+                    let ip = id.to_string();
+                    info.merged_all = db.bans_merged(&ip, None);
+                    info.merged_jail = db.bans_merged(&ip, Some(&self.name));
+                }
                 self.actions.ban(&info);
                 if let Some(t) = self.bans.get_mut(&id) {
                     t.banned = true;
@@ -323,6 +358,9 @@ impl Jail {
 
     /// Removes the ban of `id` now (`unbanip`); false when not banned.
     pub fn unban_id(&mut self, id: &IpAddr) -> bool {
+        if let Some(db) = &self.db {
+            db.del_ban(&self.name, Some(&id.to_string()));
+        }
         match self.bans.take(id) {
             Some(t) => {
                 let stats = self.stats();
@@ -337,12 +375,52 @@ impl Jail {
 
     /// Removes every ban (`unban --all`); returns how many there were.
     pub fn flush_bans(&mut self) -> usize {
+        if let Some(db) = &self.db {
+            db.del_ban(&self.name, None);
+        }
         let tickets = self.bans.flush();
         let infos: Vec<BanInfo> = tickets.iter().map(|t| self.ban_info(t)).collect();
         let stats = self.stats();
         self.actions.set_stats(stats);
         self.actions.flush(&infos);
         infos.len()
+    }
+
+    /// Queues the bans of the database still in effect (fail2ban's
+    /// `restoreCurrentBans`), marked restored: they are banned again
+    /// (`Restore Ban`, skipped by `norestored` actions) and not stored
+    /// twice.  Ignored addresses and bans over by now are left out.
+    pub fn restore_bans(&mut self) {
+        let Some(db) = self.db.clone() else { return };
+        let jail_ban_time = self.bans.ban_time();
+        let increment = self.ban_extra.is_on("increment");
+        let (for_ban_time, max_ban_time) = if increment {
+            (None, self.ban_extra.int("maxtime"))
+        } else {
+            (Some(jail_ban_time), Some(jail_ban_time))
+        };
+        let now = mytime::now();
+        let tickets = db.current_bans(&RestoreQuery {
+            jail: &self.name,
+            jail_ban_time,
+            max_ban_time,
+            for_ban_time,
+            max_matches: self.fails.max_matches as i64,
+            now,
+        });
+        for mut t in tickets {
+            let id = t.id().clone();
+            if self.ignore.is_ignored(&id, Some(&t)) {
+                continue;
+            }
+            t.restored = true;
+            let ban_time = t.ban_time().or(for_ban_time).unwrap_or(jail_ban_time);
+            let age = now - t.time().as_f64();
+            if ban_time != -1 && ban_time as f64 - age.max(0.0) <= 0.0 {
+                continue;
+            }
+            self.queue.push_back(t);
+        }
     }
 
     /// Stops the jail's actions: the current bans are removed through

@@ -18,17 +18,20 @@
 
 pub mod ignore;
 pub mod jail;
+mod persist;
 pub mod process;
 pub mod transmitter;
 
 use std::io::{ErrorKind, Read, Write};
 use std::os::fd::{AsRawFd, BorrowedFd, IntoRawFd, RawFd};
 use std::os::unix::net::{UnixListener, UnixStream};
+use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use indexmap::IndexMap;
 
 use crate::actions::Event;
+use crate::database::Database;
 use crate::logwatch::{Backend, Encoding, LineSink, LogWatch, PathOptions};
 use crate::protocol::{self, Message, MessageBuffer, PyException, Reply};
 use crate::pyvalue::PyValue;
@@ -64,9 +67,9 @@ pub struct Server {
     syslog_socket: String,
     log_target: String,
     allow_ipv6: String,
-    db_file: Option<String>,
-    db_max_matches: i64,
-    db_purge_age: i64,
+    /// The persistent database (`set dbfile`), shared with the jails.
+    db: Option<Rc<Database>>,
+    db_state: persist::DbState,
     /// Per jail: the log encoding and its name as configured (`auto` is
     /// shown as the locale's, `UTF-8`).
     encodings: IndexMap<String, (Encoding, String)>,
@@ -157,9 +160,8 @@ impl Server {
             syslog_socket: "auto".to_string(),
             log_target: "STDOUT".to_string(),
             allow_ipv6: "auto".to_string(),
-            db_file: None,
-            db_max_matches: 10,
-            db_purge_age: 86400,
+            db: None,
+            db_state: persist::DbState::new(),
             encodings: IndexMap::new(),
             reloading: None,
             socket_path: None,
@@ -262,6 +264,7 @@ impl Server {
         );
         jail.actions.set_allow_ipv6(allow);
         self.jails.insert(name.to_string(), jail);
+        self.db_add_jail(name);
         Ok(())
     }
 
@@ -280,6 +283,7 @@ impl Server {
         if !jail.started {
             jail.started = true;
             jail.actions.start();
+            jail.restore_bans();
             crate::f2b_log!(
                 INFO,
                 "fail2ban.jail",
@@ -305,11 +309,15 @@ impl Server {
             .shift_remove(name)
             .ok_or_else(|| CmdError::new("UnknownJailException", name))?;
         let key = name.to_string();
+        self.db_store_positions(Some(name), true);
         for p in self.watch.paths(&key) {
             self.watch.remove_path(&key, &p);
         }
         self.watch.remove_jail(&key);
         jail.stop();
+        if let Some(db) = &self.db {
+            db.del_jail(name);
+        }
         self.stopping.push(jail);
         crate::f2b_log!(
             INFO,
@@ -356,10 +364,10 @@ impl Server {
             tail,
             encoding,
             find_time,
-            resume: None,
+            resume: self.db_resume(name, path),
         };
         match self.watch.add_path(&key, path, opts) {
-            Ok(_) => {}
+            Ok(added) => self.db_logs_added(name, path, &added, tail),
             Err(crate::logwatch::AddError::AlreadyFollowed(p)) => {
                 crate::f2b_log!(ERROR, "fail2ban.filter", "{p} already exists");
             }
@@ -523,6 +531,7 @@ pub fn to_exception(e: &CmdError) -> PyException {
     let module = match e.class {
         "UnknownJailException" | "DuplicateJailException" => "fail2ban.exceptions",
         "RegexException" => "fail2ban.server.failregex",
+        "OperationalError" => "sqlite3",
         _ => "builtins",
     };
     PyException::new(module, e.class, e.args.clone())
@@ -568,6 +577,7 @@ impl Server {
         for j in &self.stopping {
             take(j.actions.next_deadline());
         }
+        take(self.db_deadline());
         next
     }
 
@@ -693,6 +703,7 @@ impl Server {
             emit_events(j.actions.take_events());
         }
         self.stopping.retain(|j| !j.actions.is_idle());
+        self.db_tick();
         self.flush_conns();
     }
 
@@ -840,6 +851,7 @@ impl Server {
     /// The end of a stop: close the socket, answer the `stop` requests,
     /// remove the pidfile.
     fn shutdown(&mut self) {
+        self.db_close();
         crate::f2b_log!(INFO, LOG_SERVER, "Exiting Fail2ban");
         if self.listener.take().is_some()
             && let Some(p) = &self.socket_path

@@ -67,7 +67,7 @@ pub fn server_alive(socket: &str) -> bool {
 /// Creates the last directory level of `path` when missing (fail2ban's
 /// `_make_file_path`: only for absolute paths; deeper missing levels are
 /// an error).
-fn make_file_path(path: &str) -> std::io::Result<()> {
+pub(super) fn make_file_path(path: &str) -> std::io::Result<()> {
     let p = Path::new(path);
     if !p.is_absolute() {
         return Ok(());
@@ -86,7 +86,7 @@ fn make_file_path(path: &str) -> std::io::Result<()> {
 }
 
 /// Python's `str()` of an OS error on a path.
-fn os_error(e: &std::io::Error, path: &str) -> String {
+pub(super) fn os_error(e: &std::io::Error, path: &str) -> String {
     let msg = e.to_string();
     let text = msg.split(" (os error").next().unwrap_or(&msg).to_string();
     match e.raw_os_error() {

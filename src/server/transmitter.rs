@@ -403,20 +403,23 @@ impl Server {
                     PyValue::Int(0),
                 )]));
             }
-            "dbfile" => return Ok(self.db_file.clone().map_or(PyValue::None, PyValue::Str)),
+            "dbfile" => {
+                return Ok(self
+                    .db
+                    .as_ref()
+                    .map_or(PyValue::None, |d| PyValue::str(d.filename())));
+            }
             "dbmaxmatches" => {
-                return Ok(if self.db_file.is_some() {
-                    PyValue::Int(self.db_max_matches)
-                } else {
-                    PyValue::None
-                });
+                return Ok(self
+                    .db
+                    .as_ref()
+                    .map_or(PyValue::None, |d| PyValue::Int(d.max_matches())));
             }
             "dbpurgeage" => {
-                return Ok(if self.db_file.is_some() {
-                    PyValue::Int(self.db_purge_age)
-                } else {
-                    PyValue::None
-                });
+                return Ok(self
+                    .db
+                    .as_ref()
+                    .map_or(PyValue::None, |d| PyValue::Int(d.purge_age())));
             }
             _ => {}
         }
@@ -556,42 +559,37 @@ impl Server {
             }
             "thread" => return Ok(PyValue::None),
             "dbfile" => {
-                let v = arg(cmd, 1)?;
-                if !self.jails.is_empty() && self.db_file.as_deref() != Some(v.as_str()) {
-                    return Err(CmdError::new(
-                        "RuntimeError",
-                        "Cannot change database when there are jails present",
-                    ));
-                }
-                self.db_file = (v.to_lowercase() != "none").then_some(v);
-                return match &self.db_file {
+                self.set_database(&arg(cmd, 1)?)?;
+                return match &self.db {
                     None => Ok(PyValue::None),
-                    Some(f) => self.quiet_or(PyValue::Str(f.clone())),
+                    Some(d) => self.quiet_or(PyValue::str(d.filename())),
                 };
             }
             "dbmaxmatches" => {
-                if self.db_file.is_none() {
+                let Some(db) = self.db.clone() else {
                     crate::f2b_log!(
                         MSG,
                         "fail2ban.transmitter",
                         "dbmaxmatches setting was not in effect since no db yet"
                     );
                     return Ok(PyValue::None);
-                }
-                self.db_max_matches = int_arg(cmd, 1)?;
-                return self.quiet_or(PyValue::Int(self.db_max_matches));
+                };
+                let n = int_arg(cmd, 1)?;
+                db.set_max_matches(n);
+                return self.quiet_or(PyValue::Int(n));
             }
             "dbpurgeage" => {
-                if self.db_file.is_none() {
+                let Some(db) = self.db.clone() else {
                     crate::f2b_log!(
                         MSG,
                         "fail2ban.transmitter",
                         "dbpurgeage setting was not in effect since no db yet"
                     );
                     return Ok(PyValue::None);
-                }
-                self.db_purge_age = seconds(&arg(cmd, 1)?)? as i64;
-                return self.quiet_or(PyValue::Int(self.db_purge_age));
+                };
+                let age = seconds(&arg(cmd, 1)?)? as i64;
+                db.set_purge_age(age);
+                return self.quiet_or(PyValue::Int(age));
             }
             _ => {}
         }
