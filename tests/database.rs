@@ -92,7 +92,7 @@ impl Env {
             "conf/action.d/record.conf",
             &format!(
                 "[Definition]\nactionstart =\nactionstop =\nactioncheck =\n\
-                 actionban = echo \"ban <ip> restored=<restored> failures=<failures>\" >> {t}/actions.txt\n\
+                 actionban = echo \"ban <ip> restored=<restored> failures=<failures> bantime=<bantime>\" >> {t}/actions.txt\n\
                  actionunban = echo \"unban <ip>\" >> {t}/actions.txt\n"
             ),
         );
@@ -376,4 +376,55 @@ fn python_restores_what_we_stored() {
         "{actions}"
     );
     assert!(theirs[0].contains("Currently banned:\t2"), "{}", theirs[0]);
+}
+
+/// The lines of a server log about `bantime.increment`, times masked.
+fn increment_lines(log: &str) -> Vec<String> {
+    let time = regex::Regex::new(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(,\d{3})?").unwrap();
+    let pid = regex::Regex::new(r"\[\d+\]:").unwrap();
+    log.lines()
+        .filter(|l| l.contains(" bad") || l.contains("Increase Ban") || l.contains("Ban "))
+        .map(|l| {
+            let l = time.replace_all(l, "<time>");
+            pid.replace_all(&l, "[<pid>]:").into_owned()
+        })
+        .collect()
+}
+
+/// A second ban of an address after its first one ran out.
+fn increment_session(env: &mut Env, which: Impl) -> (Vec<String>, String) {
+    env.clear_records();
+    env.write("alpha.log", "");
+    let _ = fs::remove_file(env.dir.join("f2b.sqlite3"));
+    env.start(which);
+    env.fail("192.0.2.7", &["bob", "eve"]);
+    env.wait_log("Unban 192.0.2.7", 1);
+    std::thread::sleep(Duration::from_millis(1100));
+    env.fail("192.0.2.7", &["bob"]);
+    env.wait_log("Increase Ban 192.0.2.7", 1);
+    let banned = env.client(&["get", "alpha", "banip", "--with-time"]);
+    env.stop();
+    let time = regex::Regex::new(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d").unwrap();
+    (
+        increment_lines(&env.read("server.log")),
+        time.replace_all(&banned, "<time>").into_owned(),
+    )
+}
+
+#[test]
+fn bantime_increment_as_python() {
+    if python_missing() {
+        return;
+    }
+    let mut env = Env::new("incr");
+    env.write_config("bantime = 2\nbantime.increment = true\nbantime.factor = 3\n");
+    let ours = increment_session(&mut env, Impl::Ours);
+    let theirs = increment_session(&mut env, Impl::Python);
+    assert!(
+        ours.0
+            .iter()
+            .any(|l| l.contains("Increase Ban 192.0.2.7 (2 # 12s -> ")),
+        "{ours:#?}"
+    );
+    assert_eq!(ours, theirs);
 }

@@ -150,9 +150,12 @@ impl Jail {
                 id,
                 mytime::format_local(time.as_f64(), "%Y-%m-%d %H:%M:%S")
             );
+            let observed = self.observes_failures().then(|| ticket.clone());
             let attempts = self.fails.add_failure(ticket, 1);
             if attempts >= self.fails.max_retry() {
                 self.perform_ban(Some(&id));
+            } else if let Some(t) = observed {
+                self.failure_found(t);
             }
         }
         self.lines += 1;
@@ -162,7 +165,7 @@ impl Jail {
     }
 
     /// Moves the ids that reached `maxretry` to the ban queue.
-    fn perform_ban(&mut self, id: Option<&IpAddr>) {
+    pub(crate) fn perform_ban(&mut self, id: Option<&IpAddr>) {
         while let Some(t) = self.fails.to_ban(id) {
             self.queue.push_back(t);
             if id.is_some() {
@@ -244,10 +247,11 @@ impl Jail {
     }
 
     /// Bans one ticket; true when it was newly banned.
-    pub fn ban_ticket(&mut self, ticket: Ticket) -> bool {
+    pub fn ban_ticket(&mut self, mut ticket: Ticket) -> bool {
         let now = mytime::now();
         let id = ticket.id().clone();
         let new_time = ticket.time();
+        let increased = self.increase_ban_time(&mut ticket);
         match self.bans.add(ticket, now) {
             Ok(()) => {
                 let stats = self.stats();
@@ -257,6 +261,7 @@ impl Jail {
                     let t = self.bans.get(&id).expect("just banned");
                     if let Some(db) = &self.db
                         && !t.restored
+                        && !increased.as_ref().is_some_and(|i| i.stored)
                     {
                         db.add_ban(&self.name, t, self.bans.ban_time());
                     }
@@ -275,6 +280,12 @@ impl Jail {
                     if epoch != 0 {
                         t.ban_epoch = epoch;
                     }
+                }
+                if let Some(inc) = &increased
+                    && let Some(t) = self.bans.get(&id)
+                {
+                    super::emit_events(self.actions.take_events());
+                    self.log_increase(t, inc);
                 }
                 true
             }

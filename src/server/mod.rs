@@ -17,6 +17,7 @@
 //! `actionstop`, socket and pidfile removed), SIGUSR1 reopens the log.
 
 pub mod ignore;
+pub mod increment;
 pub mod jail;
 mod persist;
 pub mod process;
@@ -424,7 +425,10 @@ impl Server {
             "maxtime" | "rndtime" => PyValue::Int(transmitter::seconds(value)? as i64),
             _ => PyValue::Str(value.to_string()),
         };
-        if opt == "increment" && stored == PyValue::Bool(true) {
+        if opt == "formula" {
+            increment::check_formula(value);
+        }
+        if opt == "increment" && stored == PyValue::Bool(true) && j.db.is_none() {
             crate::f2b_log!(
                 WARNING,
                 "fail2ban.jail",

@@ -1,0 +1,324 @@
+//! `bantime.increment`: longer bans for addresses banned before (fail2ban's
+//! observer `failureFound`, `incrBanTime` and `banFound`), from the ban
+//! records of the database (`bips`).
+//!
+//! A failure of an address already banned counts more (2, 3, 5, 9 ...
+//! failures, `(2^n)/2 + 1` for n earlier bans, at most `maxretry`); a new
+//! ban of such an address lasts `bantime.multipliers[n] * factor * bantime`
+//! or, without multipliers, `bantime * 2^n * factor` (never less than
+//! `bantime`), capped by `bantime.maxtime`, plus up to `bantime.rndtime`
+//! seconds at random; `bantime.overalljails` counts the bans of all jails.
+//!
+//! Deliberate differences: fail2ban computes the longer ban time in its
+//! observer thread after the actions have banned with the jail's ban
+//! time, then calls `actionprolong` a few seconds later; here it is
+//! computed before the ban, so the actions get the final `<bantime>` at
+//! once (the `Increase Ban` line is still logged after `Ban`).  A
+//! `bantime.formula` is a Python expression in fail2ban; only fail2ban's
+//! default formula is understood (another one is reported and the default
+//! used).
+
+use crate::database::Database;
+use crate::failures::Ticket;
+use crate::mytime;
+use crate::pyvalue::PyValue;
+use crate::server::jail::{BanTimeExtra, Jail};
+
+const LOG_OBSERVER: &str = "fail2ban.observer";
+
+/// fail2ban's default `bantime.formula`.
+pub const DEFAULT_FORMULA: &str = "ban.Time * (1<<(ban.Count if ban.Count<20 else 20)) * banFactor";
+
+/// The ban time of an address banned `count` times before, for a jail ban
+/// time of `ban_time` (fail2ban's `evformula`).
+pub fn increased(extra: &BanTimeExtra, ban_time: i64, count: i64) -> i64 {
+    let factor = match extra.values.get("factor") {
+        Some(PyValue::Str(s)) => s.trim().parse::<f64>().unwrap_or(1.0),
+        Some(PyValue::Int(i)) => *i as f64,
+        Some(PyValue::Float(f)) => *f,
+        _ => 1.0,
+    };
+    let multipliers: Vec<f64> = match extra.values.get("multipliers") {
+        Some(PyValue::Str(s)) => s
+            .split(' ')
+            .filter(|w| !w.is_empty())
+            .filter_map(|w| w.parse::<i64>().ok())
+            .map(|m| m as f64)
+            .collect(),
+        _ => Vec::new(),
+    };
+    let t = ban_time as f64;
+    let mut v = if multipliers.is_empty() {
+        t.max(t * (1u64 << count.clamp(0, 20)) as f64 * factor)
+    } else {
+        let i = (count.max(0) as usize).min(multipliers.len() - 1);
+        t * factor * multipliers[i]
+    };
+    if let Some(max) = extra.int("maxtime") {
+        v = v.min(max as f64);
+    }
+    if let Some(rnd) = extra.int("rndtime") {
+        v += random_unit() * rnd as f64;
+    }
+    v as i64
+}
+
+/// A number in [0, 1) (the random part of `bantime.rndtime`).
+fn random_unit() -> f64 {
+    let mut b = [0u8; 8];
+    if std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut b))
+        .is_err()
+    {
+        let n = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0);
+        b[..4].copy_from_slice(&n.to_le_bytes());
+    }
+    (u64::from_le_bytes(b) >> 11) as f64 / (1u64 << 53) as f64
+}
+
+/// Reports a `bantime.formula` other than fail2ban's default (which is
+/// what is used).
+pub fn check_formula(value: &str) {
+    if value.trim() != DEFAULT_FORMULA {
+        crate::f2b_log!(
+            ERROR,
+            "fail2ban.jail",
+            "bantime.formula {} is not supported, the default formula is used",
+            crate::pyvalue::str_repr(value)
+        );
+    }
+}
+
+impl Jail {
+    /// The database when `bantime.increment` is on.
+    fn increment_db(&self) -> Option<std::rc::Rc<Database>> {
+        if self.ban_extra.is_on("increment") {
+            self.db.clone()
+        } else {
+            None
+        }
+    }
+
+    /// Whether failures are to be observed for `bantime.increment`.
+    pub fn observes_failures(&self) -> bool {
+        self.increment_db().is_some()
+    }
+
+    /// A failure of an address banned before counts more (fail2ban's
+    /// `failureFound`); bans it when that reaches `maxretry`.
+    pub fn failure_found(&mut self, ticket: Ticket) {
+        let Some(db) = self.increment_db() else {
+            return;
+        };
+        let id = ticket.id().clone();
+        let now = mytime::now();
+        let Some(rec) = db
+            .get_ban(&id.to_string(), Some(&self.name), None, false, now)
+            .into_iter()
+            .next()
+        else {
+            return;
+        };
+        let count = rec.count.max(i64::from(ticket.ban_count()));
+        let max_retry = self.fails.max_retry();
+        let retry = (1i64 << count.clamp(0, 20)) / 2 + 1;
+        if ticket.time().as_f64() <= rec.time as f64 {
+            crate::f2b_log!(
+                DEBUG,
+                LOG_OBSERVER,
+                "[{}] Ignore failure {} before last ban {} < {}, restored",
+                self.name,
+                id,
+                mytime::num_str(ticket.time().as_f64()),
+                rec.time
+            );
+            return;
+        }
+        // fail2ban's count is a float, unless maxretry is smaller
+        let (retry, shown) = if retry <= max_retry {
+            (retry, format!("{retry}.0"))
+        } else {
+            (max_retry, max_retry.to_string())
+        };
+        if retry <= 1 {
+            return;
+        }
+        crate::f2b_log!(
+            INFO,
+            LOG_OBSERVER,
+            "[{}] Found {}, bad - {}, {} # -> {}{}",
+            self.name,
+            id,
+            mytime::format_local(ticket.time().as_f64(), "%Y-%m-%d %H:%M:%S"),
+            count,
+            shown,
+            if retry >= max_retry { ", Ban" } else { "" }
+        );
+        let attempts = self.fails.add_failure(ticket, retry - 1);
+        if attempts >= max_retry {
+            self.perform_ban(Some(&id));
+        }
+    }
+
+    /// Lengthens the ban time of a new ticket of an address banned before
+    /// (fail2ban's `incrBanTime`); `None` when not applied.
+    pub fn increase_ban_time(&self, ticket: &mut Ticket) -> Option<Increase> {
+        let db = self.increment_db()?;
+        let jail_ban_time = self.bans.ban_time();
+        if ticket.restored || ticket.ban_time().is_some() || jail_ban_time <= 0 {
+            return None;
+        }
+        let overall = self.ban_extra.is_on("overalljails");
+        let now = mytime::now();
+        let id = ticket.id().to_string();
+        let previous = db
+            .get_ban(&id, Some(&self.name), None, overall, now)
+            .into_iter()
+            .next()?;
+        // the ban manager adds one when banning
+        if previous.count > i64::from(ticket.ban_count()) {
+            ticket.set_ban_count(previous.count.clamp(0, i64::from(u32::MAX)) as u32);
+        }
+        let ban_time = if previous.count > 0 {
+            increased(&self.ban_extra, jail_ban_time, previous.count)
+        } else {
+            jail_ban_time
+        };
+        ticket.set_ban_time(Some(ban_time));
+        Some(Increase {
+            stored: ticket.time().as_f64() <= previous.time as f64,
+            previous,
+        })
+    }
+
+    /// Logs a ban made longer (after its `Ban` line, as fail2ban's
+    /// observer does).
+    pub fn log_increase(&self, ticket: &Ticket, inc: &Increase) {
+        let jail_ban_time = self.bans.ban_time();
+        let Some(bt) = ticket.ban_time() else { return };
+        if !inc.stored {
+            crate::f2b_log!(
+                INFO,
+                LOG_OBSERVER,
+                "[{}] IP {} is bad: {} # last {} - incr {} to {}",
+                self.name,
+                ticket.id(),
+                inc.previous.count,
+                mytime::format_local(inc.previous.time as f64, "%Y-%m-%d %H:%M:%S"),
+                mytime::seconds2str(jail_ban_time as f64),
+                mytime::seconds2str(bt as f64)
+            );
+        }
+        if bt == jail_ban_time {
+            return;
+        }
+        let (len, end) = if bt == -1 {
+            ("permanent".to_string(), "infinite".to_string())
+        } else {
+            (
+                mytime::seconds2str(bt as f64),
+                mytime::format_local(ticket.time().as_f64() + bt as f64, "%Y-%m-%d %H:%M:%S"),
+            )
+        };
+        crate::f2b_log!(
+            NOTICE,
+            LOG_OBSERVER,
+            "[{}] Increase Ban {} ({} # {} -> {})",
+            self.name,
+            ticket.id(),
+            ticket.ban_count(),
+            len,
+            end
+        );
+    }
+}
+
+/// A ban time lengthened from an address's previous ban.
+pub struct Increase {
+    /// The ticket is not newer than the previous ban: it was stored
+    /// already (a log read again), and is not stored twice.
+    pub stored: bool,
+    pub previous: crate::database::BanRecord,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn extra(pairs: &[(&str, PyValue)]) -> BanTimeExtra {
+        let mut e = BanTimeExtra::default();
+        for (k, v) in pairs {
+            e.values.insert(k.to_string(), v.clone());
+        }
+        e
+    }
+
+    #[test]
+    fn default_formula_doubles_up_to_maxtime() {
+        let e = extra(&[]);
+        assert_eq!(increased(&e, 600, 1), 1200);
+        assert_eq!(increased(&e, 600, 3), 4800);
+        assert_eq!(increased(&e, 600, 25), 600 << 20);
+        let f = extra(&[
+            ("factor", PyValue::str("2")),
+            ("maxtime", PyValue::Int(5000)),
+        ]);
+        assert_eq!(increased(&f, 600, 1), 2400);
+        assert_eq!(increased(&f, 600, 3), 5000);
+    }
+
+    #[test]
+    fn multipliers_index_by_count() {
+        let e = extra(&[("multipliers", PyValue::str("1 5 30 60"))]);
+        assert_eq!(increased(&e, 60, 1), 300);
+        assert_eq!(increased(&e, 60, 2), 1800);
+        assert_eq!(increased(&e, 60, 9), 3600);
+    }
+
+    #[test]
+    fn rndtime_adds_at_most_its_value() {
+        let e = extra(&[("rndtime", PyValue::Int(100))]);
+        for _ in 0..20 {
+            let v = increased(&e, 600, 1);
+            assert!((1200..1300).contains(&v), "{v}");
+        }
+    }
+
+    #[test]
+    fn formula_is_pythons_default() {
+        let py = "/usr/bin/python3";
+        if !std::path::Path::new(py).exists() {
+            eprintln!("SKIP: {py} is missing; default formula not compared");
+            return;
+        }
+        let out = std::process::Command::new(py)
+            .arg("-c")
+            .arg(
+                "from fail2ban.server.jail import Jail\n\
+                 j = Jail('t', backend='polling')\n\
+                 j.setBanTimeExtra('factor', '1.5')\n\
+                 j.setBanTimeExtra('maxtime', '1d')\n\
+                 class B: pass\n\
+                 for c in range(0, 8):\n\
+                 \x20   b = B(); b.Time = 600; b.Count = c\n\
+                 \x20   print(int(j.getBanTimeExtra('evformula')(b)))\n",
+            )
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        let e = extra(&[
+            ("factor", PyValue::str("1.5")),
+            ("maxtime", PyValue::Int(86400)),
+        ]);
+        let ours: Vec<String> = (0..8).map(|c| increased(&e, 600, c).to_string()).collect();
+        let theirs: Vec<String> = String::from_utf8(out.stdout)
+            .unwrap()
+            .lines()
+            .map(str::to_string)
+            .collect();
+        assert_eq!(ours, theirs);
+    }
+}
