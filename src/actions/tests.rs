@@ -260,10 +260,6 @@ fn a_slow_action_does_not_delay_another() {
     );
 }
 
-/// Short commands of different actions never overlap: templates such as
-/// nftables' assume that one action's `actionstop` does not run while
-/// another's is half-way (the command gate).
-
 /// Runs the poll loop of several jails' actions until all are idle or
 /// `max` passed.
 fn drive_all(all: &mut [Actions], max: Duration) {
@@ -322,6 +318,9 @@ fn one_at_a_time(log: &str) -> bool {
     })
 }
 
+/// Operations of different actions never overlap: templates such as
+/// nftables' assume that one action's `actionstop` does not run while
+/// another's is half-way (the command gate).
 #[test]
 fn operations_of_different_actions_do_not_overlap() {
     let t = TempDir::new("gate-ops");
@@ -346,7 +345,11 @@ fn bans_of_same_named_actions_of_two_jails_do_not_overlap() {
     let mut jails = [Actions::new("j1"), Actions::new("j2")];
     for (n, a) in jails.iter_mut().enumerate() {
         a.add_action("shared").unwrap();
-        set(a, "shared", &[("actionban", &bracketed(&f, &format!("j{n}")))]);
+        set(
+            a,
+            "shared",
+            &[("actionban", &bracketed(&f, &format!("j{n}")))],
+        );
     }
     for a in &mut jails {
         for ip in ["192.0.2.1", "192.0.2.2"] {
