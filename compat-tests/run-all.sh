@@ -5,8 +5,9 @@
 #   3. the sample-log harness (every `# failJSON:` annotation) on fail2ban
 #      1.0.2's tree, on the newest upstream tree and on our own etc/fail2ban,
 #   4. the differential tests against Python's fail2ban-regex,
-#   5. the end-to-end tests of the server (root: network namespaces, real
-#      iptables/nftables; without root they are skipped with the reason),
+#   5. the end-to-end tests of the server and the demo, packaging/demo.sh
+#      (root: network namespaces, real iptables/nftables; without root they
+#      are skipped with the reason),
 #   6. the benchmarks against Python (figures only, never a failure; leave
 #      them out with --no-bench).
 # Reference trees come from ../shared or, when absent, from Debian's package
@@ -80,6 +81,13 @@ if [ "$(id -u)" -eq 0 ]; then
     bash compat-tests/e2e/run-e2e.sh || status=1
 else
     echo "SKIP: the end-to-end tests need root (network namespaces, iptables); run as root to include them"
+fi
+
+step "the demo (packaging/demo.sh)"
+if [ "$(id -u)" -eq 0 ]; then
+    bash packaging/demo.sh || status=1
+else
+    echo "SKIP: packaging/demo.sh needs root (network namespaces, iptables); run as root to include it"
 fi
 
 if [ "$bench" -eq 1 ]; then

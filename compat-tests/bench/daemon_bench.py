@@ -21,7 +21,10 @@ other, and is measured for:
              --expected-bans addresses (default 113) failing maxretry times
              and more (already banned), 2,000 others once or twice; the time
              until every expected ban is recorded (each log ends with a
-             ban-completing line); then, after 2 s, the bans must be exactly
+             ban-completing line), and, on a second row, the time until the
+             server has logged all their `Ban` lines (the decisions; both
+             servers run the ban commands one at a time, so the rest is a
+             queue of shell start-ups); then, after 2 s, the bans must be exactly
              that number and the jails' `Total failed` must add up to the
              failures written.
 
@@ -181,11 +184,20 @@ class Bench:
                                                 self.args.fail_share, self.args.seed)
         start_count = self.recorded_count()
         want = start_count + len(bans)
+        decisions = BanLines(self.work.log)
+        decided = []
         began = time.monotonic()
         for n, text in enumerate(texts, 1):
             lib.append(self.log(n), text)
-        done = lib.wait_for(lambda: self.recorded_count() >= want, 300, 0.002)
+
+        def finished():
+            if not decided and decisions.count() >= len(bans):
+                decided.append(time.monotonic() - began)
+            return self.recorded_count() >= want
+        done = lib.wait_for(finished, 300, 0.002)
         took = time.monotonic() - began
+        if decided:
+            self.results["decided"] = decided[0]
         time.sleep(2.0)
         got = self.recorded_count() - start_count
         self.results["bans"] = got
@@ -209,6 +221,22 @@ class Bench:
                 self.label, total, want_failed))
         lib.say("%s: %d lines (%d failures), %d bans in %.3f s (%.0f lines/s)" % (
             self.label, self.args.lines, failures, got, took, self.args.lines / took))
+
+
+class BanLines:
+    """Counts the `Ban` lines a server writes to its log from now on."""
+
+    def __init__(self, path):
+        self.file = open(path, "rb")
+        self.file.seek(0, os.SEEK_END)
+        self.rest = b""
+        self.seen = 0
+
+    def count(self):
+        lines = (self.rest + self.file.read()).split(b"\n")
+        self.rest = lines.pop()
+        self.seen += sum(1 for line in lines if b" NOTICE " in line and b"] Ban " in line)
+        return self.seen
 
 
 def make_throughput(lines, nbans, share, seed):
@@ -287,6 +315,7 @@ def report(python, ours):
         ("latency p95 (ms)", "lat_p95", 1e3, 2),
         ("latency max (ms)", "lat_max", 1e3, 2),
         ("%dk lines (s)" % ((ours or python).args.lines // 1000), "throughput", 1, 3),
+        ("  of which to decide (s)", "decided", 1, 3),
         ("bans for the lines", "bans", 1, 0),
         ("RSS after the lines (MiB)", "rss_after", 1, 1),
     ]

@@ -339,8 +339,19 @@ fn pattern_repr(pattern: &str) -> String {
 
 /// What a job waits for.
 pub(crate) enum Request {
-    Exec(ShellCmd, Num),
+    Exec(ShellCmd, Num, Kind),
     Dns(DnsKey),
+}
+
+/// What a command is for, which decides how it waits for others (see the
+/// command gate in the parent module).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Kind {
+    /// Start, stop, flush, check, repair, reload: changes the firewall's
+    /// structure (chains, tables, sets), one at a time.
+    Operation,
+    /// Ban, unban, prolong of one address: adds or removes an entry.
+    Ticket,
 }
 
 /// The exchange between a job and its driver: the job leaves a request,
@@ -411,7 +422,7 @@ impl Act {
         }
     }
 
-    fn name(&self) -> String {
+    pub(crate) fn name(&self) -> String {
         self.core.borrow().name.clone()
     }
 
@@ -419,8 +430,13 @@ impl Act {
         self.jail.log(level, logger, message);
     }
 
-    /// `CommandAction.executeCmd`.
+    /// `CommandAction.executeCmd` for an operation (start, stop, check ...).
     async fn exec(&self, cmd: ShellCmd) -> bool {
+        self.exec_as(cmd, Kind::Operation).await
+    }
+
+    /// `CommandAction.executeCmd`.
+    async fn exec_as(&self, cmd: ShellCmd, kind: Kind) -> bool {
         self.log(DEBUG - 1, LOG_EXEC, cmd.display());
         if cmd.is_empty() {
             self.log(DEBUG, LOG_EXEC, "Nothing to do".into());
@@ -434,7 +450,7 @@ impl Act {
         };
         Answer {
             io: &self.io,
-            request: Some(Request::Exec(cmd, timeout)),
+            request: Some(Request::Exec(cmd, timeout, kind)),
         }
         .await
     }
@@ -663,7 +679,7 @@ impl Act {
                 }
             }
             let real = self.ticket_cmd(cmd, &family, tags).await?;
-            let ret = self.exec(real).await;
+            let ret = self.exec_as(real, Kind::Ticket).await;
             repcnt += 1;
             if ret || repcnt > 1 {
                 return Ok(ret);

@@ -41,11 +41,11 @@
 //! Deliberate differences from fail2ban 1.0.2, which runs every command of
 //! every jail under one global lock in the jail's actions thread:
 //! - actions (of one jail and of different jails) run concurrently, so a
-//!   slow `sendmail-whois` no longer delays `iptables` of the next ban; yet
-//!   a command starts only once every other running command has run for
-//!   a grace time (200 ms, `gate::GRACE`), so short commands (firewall changes) stay
-//!   one at a time as the templates assume (nftables actions sharing a
-//!   table) and a slow one holds the others back by 200 ms at most;
+//!   slow `sendmail-whois` no longer delays `iptables` of the next ban;
+//!   commands stay one at a time where the templates assume it (see
+//!   [`gate`]: operations with all others, bans and unbans with those of
+//!   actions of the same name), but a command that has run for 200 ms
+//!   (`gate::GRACE`) holds back no other;
 //! - a command's output is read while it runs (fail2ban's child blocks on
 //!   a full pipe until its timeout), at most 1 MiB per stream is kept for
 //!   the log, and stdin is `/dev/null`;
@@ -103,7 +103,7 @@ use crate::failregex::Groups;
 use crate::ipaddr::IpAddr;
 use crate::logging::NOTICE;
 use crate::pyvalue::{PyValue, float_repr, str_repr};
-use command::{Act, Job, Request, run_job};
+use command::{Act, Job, Kind, Request, run_job};
 use dns::{DnsKey, Resolver};
 use runner::{ChildId, Runner};
 use std::cell::{Cell, RefCell};
@@ -382,7 +382,7 @@ enum Wait {
     Child(ChildId, u64),
     Dns(DnsKey),
     /// A command waits for the command gate (see [`gate`]).
-    Gate(ShellCmd, Num),
+    Gate(ShellCmd, Num, Kind),
 }
 
 impl Slot {
@@ -391,49 +391,84 @@ impl Slot {
     }
 }
 
-/// The command gate: the commands of all actions of all jails run one at a
-/// time, as fail2ban's global command lock makes them, because action
-/// templates assume it (nftables actions of one jail share a table that
-/// each one's `actionstop` deletes; run together they race).  Unlike
-/// fail2ban, a command that has run for [`gate::GRACE`] no longer holds the
-/// others back: a slow `sendmail-whois` must not delay the next ban, and
-/// firewall commands, which take milliseconds, stay serialized.
+/// The command gate.  fail2ban runs every command of every jail one at a
+/// time under a global lock, and action templates rely on it: nftables
+/// actions share a table that each one's `actionstop` deletes, and
+/// `hostsdeny`-like actions rewrite one file with `sed -i`, so two unbans
+/// run together lose one.  Here:
+/// - an operation (start, stop, flush, check, repair, reload) starts once
+///   no other command is running, and
+/// - a ticket command (ban, unban, prolong) once no operation and no
+///   ticket command of an action of the same name (of any jail: the same
+///   template, the same file or table) is running;
+///
+/// but a command that has run for [`gate::GRACE`] no longer holds the
+/// others back, so a slow `sendmail-whois` delays nothing by more than
+/// that, and never delays the firewall actions' bans at all.
 mod gate {
+    use super::command::Kind;
     use std::cell::RefCell;
     use std::time::{Duration, Instant};
 
     /// How long a running command keeps the others waiting.
     pub(super) const GRACE: Duration = Duration::from_millis(200);
 
+    /// A running command.
+    struct Entry {
+        token: u64,
+        kind: Kind,
+        action: String,
+        since: Instant,
+    }
+
     thread_local! {
-        /// Running commands: token and start time.
-        static RUNNING: RefCell<(u64, Vec<(u64, Instant)>)> = const { RefCell::new((0, Vec::new())) };
+        /// The last token given, and the running commands.
+        static RUNNING: RefCell<(u64, Vec<Entry>)> = const { RefCell::new((0, Vec::new())) };
     }
 
-    /// Whether a command may start now.
-    pub(super) fn open() -> bool {
-        opens_at().is_none_or(|t| t <= Instant::now())
+    /// Whether running command `e` holds back a command of `kind` of the
+    /// action named `action`.
+    fn holds(e: &Entry, kind: Kind, action: &str) -> bool {
+        kind == Kind::Operation || e.kind == Kind::Operation || e.action == action
     }
 
-    /// When the gate opens (`None`: it is open, no command holds it).
-    pub(super) fn opens_at() -> Option<Instant> {
-        RUNNING.with(|r| r.borrow().1.iter().map(|(_, t)| *t + GRACE).max())
+    /// When the gate opens for a command of `kind` of action `action`
+    /// (`None`: no running command holds it back).
+    pub(super) fn opens_at(kind: Kind, action: &str) -> Option<Instant> {
+        RUNNING.with(|r| {
+            r.borrow()
+                .1
+                .iter()
+                .filter(|e| holds(e, kind, action))
+                .map(|e| e.since + GRACE)
+                .max()
+        })
     }
 
-    /// A command started; returns its token.
-    pub(super) fn started() -> u64 {
+    /// Whether a command of `kind` of action `action` may start now.
+    pub(super) fn open(kind: Kind, action: &str) -> bool {
+        opens_at(kind, action).is_none_or(|t| t <= Instant::now())
+    }
+
+    /// A command of `kind` of action `action` started; returns its token.
+    pub(super) fn started(kind: Kind, action: String) -> u64 {
         RUNNING.with(|r| {
             let mut r = r.borrow_mut();
             r.0 += 1;
             let token = r.0;
-            r.1.push((token, Instant::now()));
+            r.1.push(Entry {
+                token,
+                kind,
+                action,
+                since: Instant::now(),
+            });
             token
         })
     }
 
     /// The command of `token` ended.
     pub(super) fn finished(token: u64) {
-        RUNNING.with(|r| r.borrow_mut().1.retain(|(t, _)| *t != token));
+        RUNNING.with(|r| r.borrow_mut().1.retain(|e| e.token != token));
     }
 }
 
@@ -864,14 +899,19 @@ impl Actions {
             #[cfg(test)]
             Backend::Script(_) => None,
         };
-        let gated = self
+        // gated commands of any jail may go as soon as the gate opens
+        let gate = self
             .slots
             .iter()
             .map(|(_, s)| s)
             .chain(&self.retired)
-            .any(|s| matches!(s.wait, Wait::Gate(..)));
-        // gated commands of any jail may go as soon as the gate opens
-        let gate = gated.then(|| gate::opens_at().unwrap_or_else(Instant::now));
+            .filter_map(|s| match s.wait {
+                Wait::Gate(_, _, kind) => {
+                    Some(gate::opens_at(kind, &s.act.name()).unwrap_or_else(Instant::now))
+                }
+                _ => None,
+            })
+            .min();
         match (runner, gate) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
@@ -973,14 +1013,15 @@ impl Actions {
 /// lookup, or the queue is empty.
 fn pump(slot: &mut Slot, backend: &mut Backend, resolver: &mut Resolver, ctx: &JailCtx) {
     let mut cx = Context::from_waker(Waker::noop());
-    if let Wait::Gate(..) = slot.wait {
-        if !gate::open() {
+    if let Wait::Gate(_, _, kind) = slot.wait {
+        if !gate::open(kind, &slot.act.name()) {
             return;
         }
-        let Wait::Gate(cmd, timeout) = std::mem::replace(&mut slot.wait, Wait::Nothing) else {
+        let Wait::Gate(cmd, timeout, kind) = std::mem::replace(&mut slot.wait, Wait::Nothing)
+        else {
             unreachable!("checked above")
         };
-        slot.act.io.borrow_mut().request = Some(Request::Exec(cmd, timeout));
+        slot.act.io.borrow_mut().request = Some(Request::Exec(cmd, timeout, kind));
     }
     loop {
         if !matches!(slot.wait, Wait::Nothing) {
@@ -1004,9 +1045,9 @@ fn pump(slot: &mut Slot, backend: &mut Backend, resolver: &mut Resolver, ctx: &J
                 slot.job = None;
                 continue;
             }
-            Some(Request::Exec(cmd, timeout)) => match backend {
-                Backend::Real(_) if !gate::open() => {
-                    slot.wait = Wait::Gate(cmd, timeout);
+            Some(Request::Exec(cmd, timeout, kind)) => match backend {
+                Backend::Real(_) if !gate::open(kind, &slot.act.name()) => {
+                    slot.wait = Wait::Gate(cmd, timeout, kind);
                     return;
                 }
                 Backend::Real(r) => {
@@ -1016,7 +1057,7 @@ fn pump(slot: &mut Slot, backend: &mut Backend, resolver: &mut Resolver, ctx: &J
                     }
                     match spawned {
                         Ok(id) => {
-                            slot.wait = Wait::Child(id, gate::started());
+                            slot.wait = Wait::Child(id, gate::started(kind, slot.act.name()));
                             return;
                         }
                         Err(()) => false,

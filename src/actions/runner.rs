@@ -230,14 +230,13 @@ impl Runner {
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
-        // SAFETY: setsid is async-signal-safe; the closure allocates nothing.
-        unsafe {
-            c.pre_exec(|| {
-                nix::unistd::setsid()
-                    .map(drop)
-                    .map_err(std::io::Error::from)
-            });
-        }
+        // A process group of its own, so that a timeout kills the command's
+        // children too.  fail2ban makes a new session; a new group lets
+        // the standard library start the command with posix_spawn (no copy
+        // of the server's page tables, whose cost grew with its memory, at
+        // every ban), and differs only in that the command could still
+        // open the server's controlling terminal, which a daemon lacks.
+        c.process_group(0);
         let mut proc = match c.spawn() {
             Ok(p) => p,
             Err(e) => {

@@ -260,29 +260,125 @@ fn a_slow_action_does_not_delay_another() {
     );
 }
 
-/// Short commands of different actions never overlap: templates such as
+/// Runs the poll loop of several jails' actions until all are idle or
+/// `max` passed.
+fn drive_all(all: &mut [Actions], max: Duration) {
+    let start = Instant::now();
+    while !all.iter().all(Actions::is_idle) && start.elapsed() < max {
+        let mut fds: Vec<(usize, RawFd)> = Vec::new();
+        let mut wait = Duration::from_millis(100);
+        for (i, a) in all.iter().enumerate() {
+            fds.extend(a.fds().into_iter().map(|fd| (i, fd)));
+            if let Some(d) = a.next_deadline() {
+                wait = wait.min(d.saturating_duration_since(Instant::now()));
+            }
+        }
+        let mut pfds: Vec<nix::poll::PollFd> = fds
+            .iter()
+            .map(|&(_, fd)| {
+                // SAFETY: the descriptors belong to the actions and stay
+                // open until they are called again.
+                nix::poll::PollFd::new(
+                    unsafe { BorrowedFd::borrow_raw(fd) },
+                    nix::poll::PollFlags::POLLIN,
+                )
+            })
+            .collect();
+        let _ = nix::poll::poll(&mut pfds, wait.as_millis().min(1000) as u16);
+        let ready: Vec<(usize, RawFd)> = pfds
+            .iter()
+            .zip(&fds)
+            .filter(|(p, _)| p.revents().is_some_and(|r| !r.is_empty()))
+            .map(|(_, fd)| *fd)
+            .collect();
+        for (i, fd) in ready {
+            all[i].on_ready(fd);
+        }
+        for a in all.iter_mut() {
+            if a.next_deadline().is_some_and(|d| d <= Instant::now()) {
+                a.on_timer(Instant::now());
+            }
+            a.take_events();
+        }
+    }
+}
+
+/// A command that logs its begin and end around a short sleep.
+fn bracketed(f: &str, name: &str) -> String {
+    format!("echo begin {name} >> {f}; sleep 0.05; echo end {name} >> {f}")
+}
+
+/// Whether the log shows every command's begin directly followed by its end.
+fn one_at_a_time(log: &str) -> bool {
+    log.lines().collect::<Vec<_>>().chunks(2).all(|pair| {
+        pair.len() == 2
+            && pair[0]
+                .strip_prefix("begin ")
+                .is_some_and(|name| pair[1] == format!("end {name}"))
+    })
+}
+
+/// Operations of different actions never overlap: templates such as
 /// nftables' assume that one action's `actionstop` does not run while
 /// another's is half-way (the command gate).
 #[test]
-fn short_commands_of_different_actions_do_not_overlap() {
-    let t = TempDir::new("gate");
+fn operations_of_different_actions_do_not_overlap() {
+    let t = TempDir::new("gate-ops");
     let f = t.file("log");
     let mut a = Actions::new("j");
     for name in ["first", "second", "third"] {
         a.add_action(name).unwrap();
-        let cmd = format!("echo begin {name} >> {f}; sleep 0.05; echo end {name} >> {f}");
+        set(&mut a, name, &[("actionstart", &bracketed(&f, name))]);
+    }
+    a.start();
+    drive(&mut a, Duration::from_secs(20));
+    assert!(a.is_idle());
+    let log = t.read("log");
+    assert_eq!(log.lines().count(), 6, "{log}");
+    assert!(one_at_a_time(&log), "{log}");
+}
+
+#[test]
+fn bans_of_same_named_actions_of_two_jails_do_not_overlap() {
+    let t = TempDir::new("gate-same");
+    let f = t.file("log");
+    let mut jails = [Actions::new("j1"), Actions::new("j2")];
+    for (n, a) in jails.iter_mut().enumerate() {
+        a.add_action("shared").unwrap();
+        set(
+            a,
+            "shared",
+            &[("actionban", &bracketed(&f, &format!("j{n}")))],
+        );
+    }
+    for a in &mut jails {
+        for ip in ["192.0.2.1", "192.0.2.2"] {
+            a.ban(&ticket(ip, &[]));
+        }
+    }
+    drive_all(&mut jails, Duration::from_secs(20));
+    assert!(jails.iter().all(Actions::is_idle));
+    let log = t.read("log");
+    assert_eq!(log.lines().count(), 8, "{log}");
+    assert!(one_at_a_time(&log), "{log}");
+}
+
+#[test]
+fn bans_of_different_actions_run_side_by_side() {
+    let t = TempDir::new("gate-side");
+    let f = t.file("log");
+    let mut a = Actions::new("j");
+    for name in ["first", "second", "third"] {
+        a.add_action(name).unwrap();
+        let cmd = format!("echo begin >> {f}; sleep 0.5; echo end >> {f}");
         set(&mut a, name, &[("actionban", &cmd)]);
     }
     a.ban(&ticket("192.0.2.1", &[]));
     drive(&mut a, Duration::from_secs(20));
     assert!(a.is_idle());
+    // all three began before the first ended
     let log = t.read("log");
-    let lines: Vec<&str> = log.lines().collect();
-    assert_eq!(lines.len(), 6, "{log}");
-    for pair in lines.chunks(2) {
-        let name = pair[0].strip_prefix("begin ").expect(&log);
-        assert_eq!(pair[1], format!("end {name}"), "{log}");
-    }
+    assert_eq!(log, "begin\nbegin\nbegin\nend\nend\nend\n");
 }
 
 /// Whether process `pid` is gone (or a zombie waiting for its parent).
