@@ -4,11 +4,10 @@
 //! other's file), the connection pragmas, the upgrade of older versions,
 //! and the repair of a file SQLite cannot read.
 //!
-//! The repair differs from fail2ban's on purpose: fail2ban pipes a `.dump`
-//! of the damaged file through the `sqlite3` command-line tool, which is
-//! seldom installed; here the damaged file is moved aside (the same
-//! backup name) and an empty database is created in its place, which is
-//! what fail2ban ends up doing when its dump fails.
+//! A file SQLite cannot read is repaired as fail2ban does: moved aside
+//! (the backup name), dumped with the `sqlite3` command-line tool into a
+//! new file, which is checked; when nothing could be dumped (or the tool
+//! is missing) an empty database is created in its place.
 
 use std::path::Path;
 
@@ -261,27 +260,86 @@ fn upgrade(conn: &Connection, filename: &str, version: i64) -> Result<i64, Strin
     }
 }
 
-/// Moves an unreadable database aside and starts an empty one.
+/// Repairs an unreadable database: the file is moved aside, what the
+/// `sqlite3` tool can dump of it goes into a new file; when that is empty
+/// a new database is created.
 fn repair(filename: &str) -> Result<Connection, String> {
     crate::f2b_log!(INFO, LOG_DB, "Trying to repair database {filename}");
     let backup = backup_name(filename);
-    if !Path::new(&backup).is_file() {
-        std::fs::rename(filename, &backup).map_err(|e| e.to_string())?;
-        crate::f2b_log!(INFO, LOG_DB, "  Database backup created: {backup}");
-    } else {
-        std::fs::remove_file(filename).map_err(|e| e.to_string())?;
-    }
-    crate::f2b_log!(
-        ERROR,
-        LOG_DB,
-        "  Error repairing of fail2ban database '{filename}': damaged file set aside, new database created"
-    );
-    let conn = Connection::open(filename).map_err(|e| sqlite_message(&e))?;
-    match prepare(&conn).map_err(|e| sqlite_message(&e))? {
-        Some(_) => {}
-        None => {
-            create(&conn).map_err(|e| sqlite_message(&e))?;
+    let dumped = (|| -> Result<u64, String> {
+        if !Path::new(&backup).is_file() {
+            std::fs::rename(filename, &backup).map_err(|e| e.to_string())?;
+            crate::f2b_log!(INFO, LOG_DB, "  Database backup created: {backup}");
+        } else if Path::new(filename).is_file() {
+            std::fs::remove_file(filename).map_err(|e| e.to_string())?;
         }
+        std::process::Command::new("/bin/sh")
+            .arg("-c")
+            .arg(r#"f2b_db=$0; f2b_dbbk=$1; sqlite3 "$f2b_dbbk" ".dump" | sqlite3 "$f2b_db" "#)
+            .arg(filename)
+            .arg(&backup)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .map_err(|e| e.to_string())?;
+        let size = std::fs::metadata(filename).map(|m| m.len()).unwrap_or(0);
+        if size > 0 {
+            crate::f2b_log!(
+                INFO,
+                LOG_DB,
+                "  Repair seems to be successful, restored {size} byte(s)."
+            );
+            Ok(size)
+        } else {
+            crate::f2b_log!(
+                INFO,
+                LOG_DB,
+                "  Repair seems to be failed, restored {size} byte(s)."
+            );
+            Err("Recreate ...".to_string())
+        }
+    })();
+    if let Err(e) = dumped {
+        crate::f2b_log!(
+            ERROR,
+            LOG_DB,
+            "  Error repairing of fail2ban database '{filename}': {e}"
+        );
+        let _ = std::fs::remove_file(filename);
+    }
+    let conn = Connection::open(filename).map_err(|e| sqlite_message(&e))?;
+    crate::f2b_log!(
+        INFO,
+        LOG_DB,
+        "Connected to fail2ban persistent database '{filename}'"
+    );
+    let fail = |e: rusqlite::Error| {
+        let msg = sqlite_message(&e);
+        crate::f2b_log!(
+            ERROR,
+            LOG_DB,
+            "Error opening fail2ban persistent database '{filename}': {msg}"
+        );
+        msg
+    };
+    if prepare(&conn).map_err(fail)?.is_none() {
+        let v = create(&conn).map_err(fail)?;
+        crate::f2b_log!(WARNING, LOG_DB, "New database created. Version '{v}'");
+    }
+    crate::f2b_log!(DEBUG, LOG_DB, "  Create missing tables/indices ...");
+    create(&conn).map_err(fail)?;
+    crate::f2b_log!(DEBUG, LOG_DB, "  -> ok");
+    crate::f2b_log!(DEBUG, LOG_DB, "  Check integrity ...");
+    let rows: Vec<String> = conn
+        .prepare("PRAGMA integrity_check")
+        .and_then(|mut st| {
+            st.query_map([], |r| r.get::<_, String>(0))?
+                .collect::<rusqlite::Result<Vec<String>>>()
+        })
+        .map_err(fail)?;
+    for r in rows {
+        crate::f2b_log!(DEBUG, LOG_DB, "  -> {r}");
     }
     Ok(conn)
 }
@@ -444,6 +502,35 @@ mod tests {
             .collect();
         assert_eq!(aside.len(), 1);
         assert_eq!(std::fs::read(d.join(&aside[0])).unwrap(), vec![b'x'; 4096]);
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn repair_dumps_what_is_readable_into_a_new_file() {
+        if std::process::Command::new("sqlite3")
+            .arg("-version")
+            .output()
+            .is_err()
+        {
+            eprintln!("SKIP: no sqlite3 tool; the dump repair was not tried");
+            return;
+        }
+        let d = tmp("dump");
+        let f = d.join("dmg.sqlite3");
+        {
+            let c = connect(f.to_str().unwrap()).unwrap();
+            c.execute("INSERT INTO jails(name) VALUES('kept')", [])
+                .unwrap();
+        }
+        let c = repair(f.to_str().unwrap()).unwrap();
+        let names: Vec<String> = c
+            .prepare("SELECT name FROM jails")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        assert_eq!(names, ["kept"]);
         std::fs::remove_dir_all(&d).unwrap();
     }
 
