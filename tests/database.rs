@@ -142,9 +142,14 @@ impl Env {
 
     /// Runs the client of the running server's implementation.
     fn client(&self, args: &[&str]) -> String {
-        let mut cmd = match self.running {
-            Some(Impl::Python) => Command::new(PYTHON_CLIENT),
-            _ => Command::new(env!("CARGO_BIN_EXE_fail2ban-client")),
+        self.client_of(self.running.unwrap_or(Impl::Ours), args).0
+    }
+
+    /// Runs the client of `which`: stdout, stderr, exit status.
+    fn client_of(&self, which: Impl, args: &[&str]) -> (String, String, i32) {
+        let mut cmd = match which {
+            Impl::Python => Command::new(PYTHON_CLIENT),
+            Impl::Ours => Command::new(env!("CARGO_BIN_EXE_fail2ban-client")),
         };
         let out = cmd
             .arg("-c")
@@ -154,7 +159,13 @@ impl Env {
             .args(args)
             .output()
             .unwrap();
-        String::from_utf8_lossy(&out.stdout).into_owned()
+        let text =
+            |b: &[u8]| String::from_utf8_lossy(b).replace(&self.dir.display().to_string(), "$T");
+        (
+            text(&out.stdout),
+            text(&out.stderr),
+            out.status.code().unwrap_or(-1),
+        )
     }
 
     fn stop(&mut self) {
@@ -427,4 +438,49 @@ fn bantime_increment_as_python() {
         "{ours:#?}"
     );
     assert_eq!(ours, theirs);
+}
+
+#[test]
+fn database_settings_answer_as_python() {
+    if python_missing() {
+        return;
+    }
+    let commands: &[&[&str]] = &[
+        &["get", "dbfile"],
+        &["get", "dbpurgeage"],
+        &["get", "dbmaxmatches"],
+        &["set", "dbpurgeage", "2h"],
+        &["get", "dbpurgeage"],
+        &["set", "dbmaxmatches", "5"],
+        &["get", "dbmaxmatches"],
+        &["set", "dbfile", "/nonexistent/other.sqlite3"],
+        &["set", "dbfile", "None"],
+        &["stop"],
+    ];
+    let mut env = Env::new("settings");
+    let mut runs = Vec::new();
+    for which in [Impl::Python, Impl::Ours] {
+        let _ = fs::remove_file(env.dir.join("f2b.sqlite3"));
+        env.start(which);
+        let mut out = Vec::new();
+        for c in commands {
+            // Python's client for both: the servers' replies are compared
+            let (stdout, stderr, code) = env.client_of(Impl::Python, c);
+            let stderr: Vec<String> = stderr
+                .lines()
+                .filter(|l| !l.contains("configreader"))
+                .map(|l| l.split_once(": ").map_or(l, |(_, m)| m).to_string())
+                .collect();
+            out.push((c.join(" "), stdout, stderr, code));
+        }
+        env.stop();
+        runs.push(out);
+    }
+    assert_eq!(runs[1], runs[0]);
+    assert!(runs[0][0].1.contains("$T/f2b.sqlite3"), "{:?}", runs[0]);
+    assert!(
+        runs[0][7].1.contains("Cannot change database"),
+        "{:?}",
+        runs[0]
+    );
 }
