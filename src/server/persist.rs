@@ -65,8 +65,17 @@ impl Server {
             self.db = None;
             return Ok(());
         }
-        super::process::make_file_path(filename)
-            .map_err(|e| CmdError::new("OSError", super::process::os_error(&e, filename)))?;
+        super::process::make_file_path(filename).map_err(|e| {
+            let dir = std::path::Path::new(filename)
+                .parent()
+                .map_or(String::new(), |p| p.to_string_lossy().into_owned());
+            let class = match e.kind() {
+                std::io::ErrorKind::NotFound => "FileNotFoundError",
+                std::io::ErrorKind::PermissionDenied => "PermissionError",
+                _ => "OSError",
+            };
+            CmdError::new(class, super::process::os_error(&e, &dir))
+        })?;
         let db = Database::open(filename).map_err(|e| CmdError::new("OperationalError", e))?;
         db.del_all_jails();
         self.db = Some(Rc::new(db));
