@@ -13,15 +13,15 @@
 //! observer thread after the actions have banned with the jail's ban
 //! time, then calls `actionprolong` a few seconds later; here it is
 //! computed before the ban, so the actions get the final `<bantime>` at
-//! once (the `Increase Ban` line is still logged after `Ban`).  A
-//! `bantime.formula` is a Python expression in fail2ban; only fail2ban's
-//! default formula is understood (another one is reported and the default
-//! used).
+//! once (the `Increase Ban` line is still logged after `Ban`).
+//! `bantime.formula` and `bantime.factor` are evaluated by
+//! [`super::formula`] (numeric Python expressions).
 
 use crate::database::Database;
 use crate::failures::Ticket;
 use crate::mytime;
 use crate::pyvalue::PyValue;
+use crate::server::formula::{Expr, Num, Scope};
 use crate::server::jail::{BanTimeExtra, Jail};
 
 const LOG_OBSERVER: &str = "fail2ban.observer";
@@ -30,29 +30,40 @@ const LOG_OBSERVER: &str = "fail2ban.observer";
 pub const DEFAULT_FORMULA: &str = "ban.Time * (1<<(ban.Count if ban.Count<20 else 20)) * banFactor";
 
 /// The ban time of an address banned `count` times before, for a jail ban
-/// time of `ban_time` (fail2ban's `evformula`).
-pub fn increased(extra: &BanTimeExtra, ban_time: i64, count: i64) -> i64 {
+/// time of `ban_time` (fail2ban's `evformula`); `Err` when the formula or
+/// factor fails (fail2ban then keeps the jail's ban time).
+pub fn increased(extra: &BanTimeExtra, ban_time: i64, count: i64) -> Result<i64, String> {
     let factor = match extra.values.get("factor") {
-        Some(PyValue::Str(s)) => s.trim().parse::<f64>().unwrap_or(1.0),
-        Some(PyValue::Int(i)) => *i as f64,
-        Some(PyValue::Float(f)) => *f,
-        _ => 1.0,
+        Some(PyValue::Str(s)) => Expr::parse(s)?.eval(&Scope {
+            time: Num::Int(0),
+            count: Num::Int(0),
+            factor: Num::Int(1),
+        })?,
+        _ => Num::Int(1),
     };
-    let multipliers: Vec<f64> = match extra.values.get("multipliers") {
+    let multipliers: Vec<i64> = match extra.values.get("multipliers") {
         Some(PyValue::Str(s)) => s
             .split(' ')
             .filter(|w| !w.is_empty())
-            .filter_map(|w| w.parse::<i64>().ok())
-            .map(|m| m as f64)
-            .collect(),
+            .map(|w| w.parse::<i64>().map_err(|e| e.to_string()))
+            .collect::<Result<_, _>>()?,
         _ => Vec::new(),
     };
     let t = ban_time as f64;
     let mut v = if multipliers.is_empty() {
-        t.max(t * (1u64 << count.clamp(0, 20)) as f64 * factor)
+        let formula = match extra.values.get("formula") {
+            Some(PyValue::Str(f)) => f.as_str(),
+            _ => DEFAULT_FORMULA,
+        };
+        let r = Expr::parse(formula)?.eval(&Scope {
+            time: Num::Int(ban_time),
+            count: Num::Int(count),
+            factor,
+        })?;
+        t.max(r.as_f64())
     } else {
         let i = (count.max(0) as usize).min(multipliers.len() - 1);
-        t * factor * multipliers[i]
+        t * factor.as_f64() * multipliers[i] as f64
     };
     if let Some(max) = extra.int("maxtime") {
         v = v.min(max as f64);
@@ -60,7 +71,7 @@ pub fn increased(extra: &BanTimeExtra, ban_time: i64, count: i64) -> i64 {
     if let Some(rnd) = extra.int("rndtime") {
         v += random_unit() * rnd as f64;
     }
-    v as i64
+    Ok(v as i64)
 }
 
 /// A number in [0, 1) (the random part of `bantime.rndtime`).
@@ -79,14 +90,14 @@ fn random_unit() -> f64 {
     (u64::from_le_bytes(b) >> 11) as f64 / (1u64 << 53) as f64
 }
 
-/// Reports a `bantime.formula` other than fail2ban's default (which is
-/// what is used).
+/// Reports a `bantime.formula` that cannot be used (fail2ban would fail
+/// on it later, when banning, and keep the jail's ban time).
 pub fn check_formula(value: &str) {
-    if value.trim() != DEFAULT_FORMULA {
+    if let Err(e) = Expr::parse(value) {
         crate::f2b_log!(
             ERROR,
             "fail2ban.jail",
-            "bantime.formula {} is not supported, the default formula is used",
+            "bantime.formula {}: {e}",
             crate::pyvalue::str_repr(value)
         );
     }
@@ -183,7 +194,10 @@ impl Jail {
             ticket.set_ban_count(previous.count.clamp(0, i64::from(u32::MAX)) as u32);
         }
         let ban_time = if previous.count > 0 {
-            increased(&self.ban_extra, jail_ban_time, previous.count)
+            increased(&self.ban_extra, jail_ban_time, previous.count).unwrap_or_else(|e| {
+                crate::f2b_log!(ERROR, LOG_OBSERVER, "{e}");
+                jail_ban_time
+            })
         } else {
             jail_ban_time
         };
@@ -259,30 +273,30 @@ mod tests {
     #[test]
     fn default_formula_doubles_up_to_maxtime() {
         let e = extra(&[]);
-        assert_eq!(increased(&e, 600, 1), 1200);
-        assert_eq!(increased(&e, 600, 3), 4800);
-        assert_eq!(increased(&e, 600, 25), 600 << 20);
+        assert_eq!(increased(&e, 600, 1), Ok(1200));
+        assert_eq!(increased(&e, 600, 3), Ok(4800));
+        assert_eq!(increased(&e, 600, 25), Ok(600 << 20));
         let f = extra(&[
             ("factor", PyValue::str("2")),
             ("maxtime", PyValue::Int(5000)),
         ]);
-        assert_eq!(increased(&f, 600, 1), 2400);
-        assert_eq!(increased(&f, 600, 3), 5000);
+        assert_eq!(increased(&f, 600, 1), Ok(2400));
+        assert_eq!(increased(&f, 600, 3), Ok(5000));
     }
 
     #[test]
     fn multipliers_index_by_count() {
         let e = extra(&[("multipliers", PyValue::str("1 5 30 60"))]);
-        assert_eq!(increased(&e, 60, 1), 300);
-        assert_eq!(increased(&e, 60, 2), 1800);
-        assert_eq!(increased(&e, 60, 9), 3600);
+        assert_eq!(increased(&e, 60, 1), Ok(300));
+        assert_eq!(increased(&e, 60, 2), Ok(1800));
+        assert_eq!(increased(&e, 60, 9), Ok(3600));
     }
 
     #[test]
     fn rndtime_adds_at_most_its_value() {
         let e = extra(&[("rndtime", PyValue::Int(100))]);
         for _ in 0..20 {
-            let v = increased(&e, 600, 1);
+            let v = increased(&e, 600, 1).unwrap();
             assert!((1200..1300).contains(&v), "{v}");
         }
     }
@@ -313,7 +327,9 @@ mod tests {
             ("factor", PyValue::str("1.5")),
             ("maxtime", PyValue::Int(86400)),
         ]);
-        let ours: Vec<String> = (0..8).map(|c| increased(&e, 600, c).to_string()).collect();
+        let ours: Vec<String> = (0..8)
+            .map(|c| increased(&e, 600, c).unwrap().to_string())
+            .collect();
         let theirs: Vec<String> = String::from_utf8(out.stdout)
             .unwrap()
             .lines()

@@ -16,6 +16,7 @@
 //! `-x`, SIGTERM/SIGINT stop cleanly (bans removed through the actions,
 //! `actionstop`, socket and pidfile removed), SIGUSR1 reopens the log.
 
+pub mod formula;
 pub mod ignore;
 pub mod increment;
 pub mod jail;
