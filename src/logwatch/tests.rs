@@ -69,8 +69,12 @@ pub(super) fn parse_date(line: &str) -> Option<f64> {
 
 impl LineSink<String> for Rec {
     fn line(&mut self, jail: &String, path: &str, line: &str, in_operation: bool) {
-        self.lines
-            .push((jail.clone(), path.to_string(), line.to_string(), in_operation));
+        self.lines.push((
+            jail.clone(),
+            path.to_string(),
+            line.to_string(),
+            in_operation,
+        ));
     }
 
     fn time_of(&mut self, _jail: &String, line: &str) -> Option<f64> {
