@@ -6,6 +6,7 @@
 //! `646` ...), and one U+FFFD per maximal invalid subsequence for UTF-8 (the
 //! rule CPython and `String::from_utf8_lossy` share), one per byte for ASCII.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
@@ -133,12 +134,21 @@ pub struct DecodeWarnings {
 impl DecodeWarnings {
     /// Decodes `raw` (a line with its terminator) read from `path`,
     /// logging fail2ban's warnings when it holds invalid bytes.
-    pub fn decode(&mut self, path: &str, enc: Encoding, raw: &[u8]) -> String {
+    /// Valid UTF-8 (and ASCII) lines are borrowed, not copied.
+    pub fn decode<'a>(&mut self, path: &str, enc: Encoding, raw: &'a [u8]) -> Cow<'a, str> {
+        let as_is = match enc {
+            Encoding::Utf8 => true,
+            Encoding::Ascii => raw.is_ascii(),
+            Encoding::Latin1 => false,
+        };
+        if as_is && let Ok(text) = std::str::from_utf8(raw) {
+            return Cow::Borrowed(text);
+        }
         let (text, ok) = enc.decode(raw);
         if !ok {
             self.warn(path, enc, raw);
         }
-        text
+        Cow::Owned(text)
     }
 
     fn warn(&mut self, path: &str, enc: Encoding, raw: &[u8]) {

@@ -82,6 +82,7 @@ pub use encoding::Encoding;
 use indexmap::IndexMap;
 use nix::errno::Errno;
 use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify, InotifyEvent, WatchDescriptor};
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fmt;
 use std::hash::Hash;
@@ -247,7 +248,7 @@ pub fn py_os_error(e: &io::Error, path: &str) -> String {
 pub trait LineSink<J> {
     /// A complete line of `path`, followed for `jail`; `in_operation` is
     /// false while a `head` log is still being caught up with.
-    fn line(&mut self, jail: &J, path: &str, line: String, in_operation: bool);
+    fn line(&mut self, jail: &J, path: &str, line: &str, in_operation: bool);
 
     /// The time of `line` by the jail's date detector (`None`: no date);
     /// asked only during the initial seek of a `head` log.
@@ -461,11 +462,20 @@ fn stamp_of(m: &std::fs::Metadata) -> (i64, i64, u64, u64) {
 }
 
 /// A raw line (with its terminator) as the text fail2ban processes.
-fn line_text(warnings: &mut DecodeWarnings, path: &str, enc: Encoding, raw: &[u8]) -> String {
-    let mut s = warnings.decode(path, enc, raw);
-    let keep = s.trim_end_matches(['\r', '\n']).len();
-    s.truncate(keep);
-    s
+fn line_text<'a>(
+    warnings: &mut DecodeWarnings,
+    path: &str,
+    enc: Encoding,
+    raw: &'a [u8],
+) -> Cow<'a, str> {
+    match warnings.decode(path, enc, raw) {
+        Cow::Borrowed(s) => Cow::Borrowed(s.trim_end_matches(['\r', '\n'])),
+        Cow::Owned(mut s) => {
+            let keep = s.trim_end_matches(['\r', '\n']).len();
+            s.truncate(keep);
+            Cow::Owned(s)
+        }
+    }
 }
 
 /// Reads complete lines of one container into the sink; returns whether
@@ -483,7 +493,7 @@ fn deliver<J>(
 ) -> bool {
     let mut each = |raw: &[u8]| {
         let text = line_text(warnings, path, enc, raw);
-        sink.line(jail, path, text, in_operation);
+        sink.line(jail, path, &text, in_operation);
     };
     match cont.read_lines(budget, &mut each) {
         Ok(eof) => eof,
@@ -1418,7 +1428,7 @@ impl<J: Clone + Eq + Hash + fmt::Debug> LogWatch<J> {
         let date = crate::mytime::now() - find_time;
         let warnings = &mut self.warnings;
         let (path, enc, jail) = (&f.path, f.encoding, &f.jail);
-        let mut decode = |raw: &[u8]| line_text(warnings, path, enc, raw);
+        let mut decode = |raw: &[u8]| line_text(warnings, path, enc, raw).into_owned();
         let mut time_of = |line: &str| sink.time_of(jail, line);
         let start = f.cur.pos();
         match seek::seek_to_time(f.cur.file(), size, start, date, &mut decode, &mut time_of) {

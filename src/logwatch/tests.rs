@@ -68,9 +68,13 @@ pub(super) fn parse_date(line: &str) -> Option<f64> {
 }
 
 impl LineSink<String> for Rec {
-    fn line(&mut self, jail: &String, path: &str, line: String, in_operation: bool) {
-        self.lines
-            .push((jail.clone(), path.to_string(), line, in_operation));
+    fn line(&mut self, jail: &String, path: &str, line: &str, in_operation: bool) {
+        self.lines.push((
+            jail.clone(),
+            path.to_string(),
+            line.to_string(),
+            in_operation,
+        ));
     }
 
     fn time_of(&mut self, _jail: &String, line: &str) -> Option<f64> {

@@ -128,9 +128,9 @@ struct Dispatch<'a> {
 }
 
 impl LineSink<String> for Dispatch<'_> {
-    fn line(&mut self, jail: &String, _path: &str, line: String, in_operation: bool) {
+    fn line(&mut self, jail: &String, _path: &str, line: &str, in_operation: bool) {
         if let Some(j) = self.jails.get_mut(jail) {
-            j.process_line(&line, in_operation);
+            j.process_line(line, in_operation);
         }
     }
 
