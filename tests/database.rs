@@ -451,6 +451,8 @@ fn database_settings_answer_as_python() {
         &["get", "dbmaxmatches"],
         &["set", "dbpurgeage", "2h"],
         &["get", "dbpurgeage"],
+        &["set", "dbpurgeage", "1.5h"],
+        &["get", "dbpurgeage"],
         &["set", "dbmaxmatches", "5"],
         &["get", "dbmaxmatches"],
         &["set", "dbfile", "/nonexistent/other.sqlite3"],
@@ -479,7 +481,7 @@ fn database_settings_answer_as_python() {
     assert_eq!(runs[1], runs[0]);
     assert!(runs[0][0].1.contains("$T/f2b.sqlite3"), "{:?}", runs[0]);
     assert!(
-        runs[0][7].1.contains("Cannot change database"),
+        runs[0][9].1.contains("Cannot change database"),
         "{:?}",
         runs[0]
     );

@@ -22,7 +22,7 @@ use std::cell::Cell;
 use rusqlite::types::Value as SqlValue;
 use rusqlite::{Connection, params};
 
-use crate::actions::Merged;
+use crate::actions::{Merged, Num};
 use crate::failures::Ticket;
 use crate::ipaddr::{CIDR_UNSPEC, IpAddr};
 
@@ -36,7 +36,7 @@ const OUT_DATED_FACTOR: i64 = 3;
 pub struct Database {
     conn: Connection,
     filename: String,
-    purge_age: Cell<i64>,
+    purge_age: Cell<Num>,
     max_matches: Cell<i64>,
 }
 
@@ -95,7 +95,7 @@ impl Database {
         Ok(Database {
             conn,
             filename: filename.to_string(),
-            purge_age: Cell::new(24 * 60 * 60),
+            purge_age: Cell::new(Num::Int(24 * 60 * 60)),
             max_matches: Cell::new(10),
         })
     }
@@ -104,12 +104,13 @@ impl Database {
         &self.filename
     }
 
-    /// Age (seconds) after which `purge` drops bans.
-    pub fn purge_age(&self) -> i64 {
+    /// Age (seconds) after which `purge` drops bans (an int or a float,
+    /// as `dbpurgeage` was given).
+    pub fn purge_age(&self) -> Num {
         self.purge_age.get()
     }
 
-    pub fn set_purge_age(&self, seconds: i64) {
+    pub fn set_purge_age(&self, seconds: Num) {
         self.purge_age.set(seconds);
     }
 
@@ -476,12 +477,12 @@ impl Database {
     /// long over, and disabled jails left without bans (with their logs).
     pub fn purge(&self) {
         let now = crate::mytime::now();
-        let age = self.purge_age();
-        let limit = now as i64 - age;
+        let age = self.purge_age().as_f64();
+        let limit = (now as i64) as f64 - age;
         self.run("purge", |c| {
             c.execute(
                 "DELETE FROM bans WHERE timeofban < ?",
-                params![now - age as f64],
+                params![now - age],
             )?;
             c.execute(
                 "DELETE FROM bips WHERE timeofban < ? and bantime != -1 and (timeofban + (bantime * ?)) < ?",

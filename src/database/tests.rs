@@ -252,7 +252,7 @@ fn merged_bans_and_ban_records() {
 #[test]
 fn purge_drops_old_bans_and_empty_disabled_jails() {
     let db = Database::open(":memory:").unwrap();
-    db.set_purge_age(3600);
+    db.set_purge_age(Num::Int(3600));
     db.add_jail("sshd");
     db.add_jail("gone");
     db.update_log("gone", "/var/log/x", 5, "h");

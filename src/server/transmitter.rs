@@ -419,7 +419,7 @@ impl Server {
                 return Ok(self
                     .db
                     .as_ref()
-                    .map_or(PyValue::None, |d| PyValue::Int(d.purge_age())));
+                    .map_or(PyValue::None, |d| num_value(d.purge_age())));
             }
             _ => {}
         }
@@ -587,9 +587,10 @@ impl Server {
                     );
                     return Ok(PyValue::None);
                 };
-                let age = seconds(&arg(cmd, 1)?)? as i64;
+                let age = crate::actions::str2seconds(&arg(cmd, 1)?)
+                    .map_err(|e| CmdError::value(e.to_string()))?;
                 db.set_purge_age(age);
-                return self.quiet_or(PyValue::Int(age));
+                return self.quiet_or(num_value(age));
             }
             _ => {}
         }
@@ -906,6 +907,14 @@ fn num(v: f64) -> PyValue {
 }
 
 /// fail2ban's `str2seconds` as a command error on bad input.
+/// A number as the Python value fail2ban replies.
+fn num_value(n: crate::actions::Num) -> PyValue {
+    match n {
+        crate::actions::Num::Int(i) => PyValue::Int(i),
+        crate::actions::Num::Float(f) => PyValue::Float(f),
+    }
+}
+
 pub(crate) fn seconds(text: &str) -> Result<f64, CmdError> {
     crate::actions::str2seconds(text)
         .map(|n| n.as_f64())
