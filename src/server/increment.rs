@@ -261,6 +261,109 @@ pub struct Increase {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::dates::Timestamp;
+    use crate::ipaddr::{CIDR_UNSPEC, IpAddr};
+    use std::rc::Rc;
+
+    fn ip(s: &str) -> IpAddr {
+        IpAddr::new(s, CIDR_UNSPEC).unwrap()
+    }
+
+    /// A started jail (no actions) on an in-memory database, ban time
+    /// 600, maxretry 3, `bantime.increment` on.
+    fn jail() -> (Jail, Rc<Database>) {
+        let db = Rc::new(Database::open(":memory:").unwrap());
+        db.add_jail("j");
+        let mut j = Jail::new("j", "polling");
+        j.db = Some(db.clone());
+        j.bans.set_ban_time(600);
+        j.fails.set_max_retry(3);
+        j.ignore.ignore_self = false;
+        j.ban_extra
+            .values
+            .insert("increment".into(), PyValue::Bool(true));
+        j.started = true;
+        j.actions.start();
+        (j, db)
+    }
+
+    fn failure(addr: &str, t: f64) -> Ticket {
+        Ticket::failure(ip(addr), Timestamp::Float(t), vec![], Default::default())
+    }
+
+    /// A failure as the jail's line processing counts it.
+    fn fail(j: &mut Jail, addr: &str, t: f64) {
+        let tk = failure(addr, t);
+        let attempts = j.fails.add_failure(tk.clone(), 1);
+        if attempts >= j.fails.max_retry() {
+            j.perform_ban(Some(&ip(addr)));
+        } else {
+            j.failure_found(tk);
+        }
+    }
+
+    #[test]
+    fn a_returning_address_is_banned_longer_and_sooner() {
+        let (mut j, db) = jail();
+        let now = mytime::now();
+        assert!(j.ban_ticket(Ticket::manual(
+            ip("192.0.2.1"),
+            Timestamp::Float(now - 500.0)
+        )));
+        let rec = db.get_ban("192.0.2.1", Some("j"), None, false, now);
+        assert_eq!((rec[0].count, rec[0].ban_time), (1, 600));
+        j.check_unbans(now + 200.0);
+        assert_eq!(j.bans.size(), 0);
+        // a failure of a known address counts 2: the second one bans
+        fail(&mut j, "192.0.2.1", now - 10.0);
+        assert_eq!(j.check_bans(), 0);
+        fail(&mut j, "192.0.2.1", now - 5.0);
+        assert_eq!(j.check_bans(), 1);
+        let t = j.bans.get(&ip("192.0.2.1")).unwrap();
+        assert_eq!(t.ban_time(), Some(1200));
+        assert_eq!(t.ban_count(), 2);
+        let rec = db.get_ban("192.0.2.1", Some("j"), None, false, now);
+        assert_eq!((rec[0].count, rec[0].ban_time), (2, 1200));
+        // failures older than the last ban count once only
+        j.check_unbans(now + 2000.0);
+        fail(&mut j, "192.0.2.1", now - 100.0);
+        fail(&mut j, "192.0.2.1", now - 100.0);
+        assert_eq!(j.check_bans(), 0);
+        // an unknown address needs maxretry failures
+        fail(&mut j, "192.0.2.9", now - 3.0);
+        fail(&mut j, "192.0.2.9", now - 2.0);
+        assert_eq!(j.check_bans(), 0);
+    }
+
+    #[test]
+    fn restore_keeps_the_increased_ban_time_up_to_maxtime() {
+        let (mut j, db) = jail();
+        let now = mytime::now();
+        let mut t = Ticket::manual(ip("192.0.2.2"), Timestamp::Float(now - 900.0));
+        t.set_ban_time(Some(4800));
+        t.set_ban_count(3);
+        db.add_ban("j", &t, 600);
+        j.restore_bans();
+        assert_eq!(j.check_bans(), 1);
+        let r = j.bans.get(&ip("192.0.2.2")).unwrap();
+        assert!(r.restored);
+        assert_eq!(r.ban_time(), Some(4800));
+        // with a maximum below it, cut to the maximum
+        let (mut k, _) = jail();
+        k.db = Some(db.clone());
+        k.ban_extra
+            .values
+            .insert("maxtime".into(), PyValue::Int(1000));
+        k.restore_bans();
+        assert_eq!(k.check_bans(), 1);
+        assert_eq!(k.bans.get(&ip("192.0.2.2")).unwrap().ban_time(), Some(1000));
+        // without increment, the jail's ban time decides: over by now
+        let (mut l, _) = jail();
+        l.db = Some(db);
+        l.ban_extra.values.shift_remove("increment");
+        l.restore_bans();
+        assert_eq!(l.check_bans(), 0);
+    }
 
     fn extra(pairs: &[(&str, PyValue)]) -> BanTimeExtra {
         let mut e = BanTimeExtra::default();
