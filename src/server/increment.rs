@@ -179,7 +179,12 @@ impl Jail {
     pub fn increase_ban_time(&self, ticket: &mut Ticket) -> Option<Increase> {
         let db = self.increment_db()?;
         let jail_ban_time = self.bans.ban_time();
-        if ticket.restored || ticket.ban_time().is_some() || jail_ban_time <= 0 {
+        // fail2ban lengthens new bans only (its observer sees no other)
+        if ticket.restored
+            || ticket.ban_time().is_some()
+            || jail_ban_time <= 0
+            || self.bans.contains(ticket.id())
+        {
             return None;
         }
         let overall = self.ban_extra.is_on("overalljails");
