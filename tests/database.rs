@@ -137,7 +137,15 @@ impl Env {
             .stderr(Stdio::null());
         self.server = Some(cmd.spawn().unwrap());
         self.running = Some(which);
-        self.wait_log("Jail 'alpha' started", 1);
+        if self.read("conf/jail.conf").contains("enabled = true") {
+            self.wait_log("Jail 'alpha' started", 1);
+        } else {
+            let t = Instant::now();
+            while self.client_of(Impl::Python, &["ping"]).2 != 0 {
+                assert!(t.elapsed() < Duration::from_secs(20), "server not ready");
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
     }
 
     /// Runs the client of the running server's implementation.
@@ -482,6 +490,53 @@ fn database_settings_answer_as_python() {
     assert!(runs[0][0].1.contains("$T/f2b.sqlite3"), "{:?}", runs[0]);
     assert!(
         runs[0][9].1.contains("Cannot change database"),
+        "{:?}",
+        runs[0]
+    );
+}
+
+#[test]
+fn database_errors_answer_as_python() {
+    if python_missing() {
+        return;
+    }
+    let mut env = Env::new("errors");
+    env.write("conf/jail.conf", "[DEFAULT]\n");
+    let dir = env.path("");
+    let commands: Vec<Vec<String>> = [
+        vec!["set", "dbfile", dir.as_str()],
+        vec!["get", "dbfile"],
+        vec!["set", "dbpurgeage", "1h"],
+        vec!["set", "dbfile", "/nonexistent-f2b/x/f2b.sqlite3"],
+        vec!["set", "dbfile", ":memory:"],
+        vec!["get", "dbpurgeage"],
+        vec!["set", "dbfile", "none"],
+        vec!["get", "dbfile"],
+        vec!["stop"],
+    ]
+    .iter()
+    .map(|c| c.iter().map(|a| a.to_string()).collect())
+    .collect();
+    let mut runs = Vec::new();
+    for which in [Impl::Python, Impl::Ours] {
+        env.start(which);
+        let mut out = Vec::new();
+        for c in &commands {
+            let args: Vec<&str> = c.iter().map(String::as_str).collect();
+            let (stdout, stderr, code) = env.client_of(Impl::Python, &args);
+            let stderr: Vec<String> = stderr
+                .lines()
+                .filter(|l| !l.contains("configreader"))
+                .map(|l| l.split_once(": ").map_or(l, |(_, m)| m).to_string())
+                .collect();
+            out.push((c.join(" "), stdout, stderr, code));
+        }
+        env.stop();
+        runs.push(out);
+    }
+    assert_eq!(runs[1], runs[0]);
+    assert!(
+        runs[0][0].1.contains("unable to open database file"),
         "{:?}",
         runs[0]
     );

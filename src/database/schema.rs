@@ -80,7 +80,11 @@ pub fn connect(filename: &str) -> Result<Connection, String> {
     let conn = match Connection::open(filename) {
         Ok(c) => c,
         Err(e) => {
+            // rusqlite appends the path, Python's sqlite3 does not
             let msg = sqlite_message(&e);
+            let msg = msg
+                .strip_suffix(&format!(": {filename}"))
+                .map_or(msg.clone(), str::to_string);
             crate::f2b_log!(
                 ERROR,
                 LOG_DB,

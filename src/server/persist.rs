@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use crate::database::Database;
 use crate::logwatch::{Added, Position};
+use crate::pyvalue::PyValue;
 use crate::server::Server;
 use crate::server::transmitter::CmdError;
 
@@ -74,7 +75,26 @@ impl Server {
                 std::io::ErrorKind::PermissionDenied => "PermissionError",
                 _ => "OSError",
             };
-            CmdError::new(class, super::process::os_error(&e, &dir))
+            match e.raw_os_error() {
+                // Python's OSError(errno, strerror, filename)
+                Some(n) => {
+                    let text = super::process::os_error(&e, "");
+                    let strerror = text
+                        .strip_prefix(&format!("[Errno {n}] "))
+                        .and_then(|t| t.strip_suffix(": ''"))
+                        .unwrap_or(&text)
+                        .to_string();
+                    CmdError {
+                        class,
+                        args: vec![
+                            PyValue::Int(i64::from(n)),
+                            PyValue::Str(strerror),
+                            PyValue::Str(dir),
+                        ],
+                    }
+                }
+                None => CmdError::new(class, e.to_string()),
+            }
         })?;
         let db = Database::open(filename).map_err(|e| CmdError::new("OperationalError", e))?;
         db.del_all_jails();
