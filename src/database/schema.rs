@@ -489,6 +489,69 @@ mod tests {
         std::fs::remove_dir_all(&d).unwrap();
     }
 
+    /// Every row of every table, as text, and the schema.
+    fn dump(conn: &Connection) -> Vec<String> {
+        let mut out: Vec<String> = objects(conn)
+            .into_iter()
+            .map(|(n, sql)| format!("{n}: {sql}"))
+            .collect();
+        for t in ["fail2banDb", "jails", "logs", "bans", "bips"] {
+            let mut st = conn.prepare(&format!("SELECT * FROM {t}")).unwrap();
+            let n = st.column_count();
+            let rows = st
+                .query_map([], |r| {
+                    let mut cols = Vec::new();
+                    for i in 0..n {
+                        cols.push(format!("{:?}", r.get::<_, rusqlite::types::Value>(i)?));
+                    }
+                    Ok(format!("{t}: {}", cols.join(" | ")))
+                })
+                .unwrap()
+                .map(Result::unwrap);
+            out.extend(rows);
+        }
+        out.sort();
+        out
+    }
+
+    #[test]
+    fn old_versions_are_upgraded_as_python_does() {
+        let py = "/usr/bin/python3";
+        if !Path::new(py).exists() {
+            eprintln!("SKIP: {py} is missing; upgrade not compared with fail2ban's");
+            return;
+        }
+        let d = tmp("upg-py");
+        let v1 = "CREATE TABLE fail2banDb(version INTEGER); INSERT INTO fail2banDb VALUES(1);\
+                  CREATE TABLE jails(name TEXT NOT NULL UNIQUE, enabled INTEGER NOT NULL DEFAULT 1);\
+                  INSERT INTO jails VALUES('sshd', 1);\
+                  CREATE TABLE logs(jail TEXT NOT NULL, path TEXT, firstlinemd5 TEXT, lastfilepos INTEGER DEFAULT 0);\
+                  INSERT INTO logs VALUES('sshd', '/var/log/auth.log', 'abc', 77);\
+                  CREATE TABLE bans(jail TEXT NOT NULL, ip TEXT, timeofban INTEGER NOT NULL, data JSON);\
+                  INSERT INTO bans VALUES('sshd', '192.0.2.1', 100, '{}');\
+                  INSERT INTO bans VALUES('sshd', '192.0.2.1', 200, '{\"failures\": 3}');\
+                  INSERT INTO bans VALUES('sshd', '192.0.2.2', 150, '{}');";
+        let (ours, theirs) = (d.join("ours.sqlite3"), d.join("theirs.sqlite3"));
+        for f in [&ours, &theirs] {
+            Connection::open(f).unwrap().execute_batch(v1).unwrap();
+        }
+        let out = std::process::Command::new(py)
+            .arg("-c")
+            .arg(format!(
+                "from fail2ban.server.database import Fail2BanDb; Fail2BanDb({:?}).close()",
+                theirs.display().to_string()
+            ))
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        let ours = connect(ours.to_str().unwrap()).unwrap();
+        let theirs = Connection::open(&theirs).unwrap();
+        let got = dump(&ours);
+        assert!(got.iter().any(|l| l.starts_with("bips: ")), "{got:#?}");
+        assert_eq!(got, dump(&theirs));
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+
     #[test]
     fn unreadable_file_is_set_aside() {
         let d = tmp("bad");
