@@ -8,6 +8,11 @@
 //! form has no spaces after separators and its pretty form adds newlines,
 //! while a database shared with Python's fail2ban should hold the same
 //! bytes Python writes.  Parsing goes through `serde_json` (order kept).
+//!
+//! One difference remains: fail2ban keeps the lines of a ticket's first
+//! failure as `[prefix, date, rest]` triples (later ones as strings) and
+//! stores them so; our tickets hold joined lines, stored as strings.  Both
+//! programs read both forms (a triple is joined into its line).
 
 use serde_json::{Map, Value};
 
