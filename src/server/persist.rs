@@ -4,7 +4,7 @@
 //! `set dbfile` opens the file (or none, for `None`) while no jail exists;
 //! every jail added then shares it.  A followed log resumes at its stored
 //! position when its first line is still the same; positions read since
-//! are written back at most every 5 seconds (as fail2ban's filter does
+//! are written back at most every 10 seconds (as fail2ban's filter does
 //! after reading), and always when the jail stops.  Old entries are purged
 //! every hour.
 
@@ -20,8 +20,9 @@ use crate::server::transmitter::CmdError;
 
 /// Interval of the purge of old entries (fail2ban's observer: one hour).
 const PURGE_EVERY: Duration = Duration::from_secs(60 * 60);
-/// Least interval between two writes of the log positions.
-const POSITIONS_EVERY: Duration = Duration::from_secs(5);
+/// Least interval between two writes of the log positions (fail2ban's
+/// five sleep times of 2 s).
+const POSITIONS_EVERY: Duration = Duration::from_secs(10);
 
 /// When the database was last written to, and what it holds of the logs.
 pub(super) struct DbState {
