@@ -160,8 +160,6 @@ fn coarse_now() -> f64 {
     ts.tv_sec as f64 + ts.tv_nsec as f64 * 1e-9
 }
 
-/// Searches `line[pos..endpos]` with Python's `search(line, pos, endpos)`;
-/// counts the template's search hit.
 /// The groups of the last date a template found at a line's start, reused
 /// when the next line starts with the same text: for a template whose
 /// automaton gives Python's exact span, equal text up to one character
@@ -194,7 +192,11 @@ fn search_line(memo: &mut Option<Memo>, t: &Template, line: &str, caps: &mut Cap
         t.count_hit();
         return true;
     }
-    let hit = search(t, line, 0, line.len(), caps);
+    // the automaton found where the match starts: one step of the search
+    let hit = t.regex.match_at_into(line, s, caps);
+    if hit {
+        t.count_hit();
+    }
     if hit && s == 0 && caps.span() == (s, e) {
         let key_end = line[e..].chars().next().map_or(e, |c| e + c.len_utf8());
         let m = memo.get_or_insert_with(|| Memo {
@@ -210,6 +212,8 @@ fn search_line(memo: &mut Option<Memo>, t: &Template, line: &str, caps: &mut Cap
     hit
 }
 
+/// Searches `line[pos..endpos]` with Python's `search(line, pos, endpos)`;
+/// counts the template's search hit.
 fn search(t: &Template, line: &str, pos: usize, endpos: usize, caps: &mut Captures) -> bool {
     if pos > endpos {
         return false;
