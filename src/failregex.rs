@@ -245,6 +245,11 @@ impl Groups {
         Groups(Vec::new())
     }
 
+    /// Makes room for `n` more entries.
+    pub fn reserve(&mut self, n: usize) {
+        self.0.reserve(n);
+    }
+
     pub fn get(&self, k: &str) -> Option<&Value> {
         self.0.iter().find(|(n, _)| &**n == k).map(|(_, v)| v)
     }
@@ -271,6 +276,14 @@ impl Groups {
         }
     }
 
+    /// `d[k] = v` with a key already shared (no new key allocation).
+    pub fn set_shared(&mut self, k: &Arc<str>, v: Value) {
+        match self.get_mut(k) {
+            Some(slot) => *slot = v,
+            None => self.0.push((k.clone(), v)),
+        }
+    }
+
     /// `d.pop(k, None)`.
     pub fn pop(&mut self, k: &str) -> Option<Value> {
         let i = self.0.iter().position(|(n, _)| &**n == k)?;
@@ -291,6 +304,15 @@ impl Groups {
 
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
+    }
+}
+
+impl IntoIterator for Groups {
+    type Item = (Arc<str>, Value);
+    type IntoIter = std::vec::IntoIter<(Arc<str>, Value)>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.into_iter()
     }
 }
 

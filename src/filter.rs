@@ -86,9 +86,14 @@ type Shared = Rc<RefCell<Groups>>;
 
 /// fail2ban's multi-line failure cache (`Utils.Cache(maxCount=100,
 /// maxTime=300)`): FIFO eviction, entries expire on the real clock.
+///
+/// `order` lists the keys by insertion; a removed key's place is left
+/// behind and told apart by its insertion number (`unset` stays O(1)), and
+/// the list is compacted when the dead places outnumber the live ones.
 struct MlfidCache {
-    entries: HashMap<String, (Shared, Instant)>,
-    order: VecDeque<String>,
+    entries: HashMap<String, (Shared, Instant, u64)>,
+    order: VecDeque<(String, u64)>,
+    inserted: u64,
     max_count: usize,
     max_time: Duration,
 }
@@ -98,13 +103,14 @@ impl MlfidCache {
         MlfidCache {
             entries: HashMap::new(),
             order: VecDeque::new(),
+            inserted: 0,
             max_count: 100,
             max_time: Duration::from_secs(300),
         }
     }
 
     fn get(&mut self, k: &str) -> Option<Shared> {
-        let (v, exp) = self.entries.get(k)?;
+        let (v, exp, _) = self.entries.get(k)?;
         if *exp > Instant::now() {
             return Some(v.clone());
         }
@@ -112,11 +118,19 @@ impl MlfidCache {
         None
     }
 
+    /// Whether `order`'s place `(k, n)` is the live one of `k`.
+    fn live(&self, k: &str, n: u64) -> bool {
+        self.entries.get(k).is_some_and(|e| e.2 == n)
+    }
+
     fn set(&mut self, k: &str, v: Shared) {
         let now = Instant::now();
         if self.entries.len() >= self.max_count {
-            while let Some(old) = self.order.pop_front() {
-                let Some((_, exp)) = self.entries.remove(&old) else {
+            while let Some((old, n)) = self.order.pop_front() {
+                if !self.live(&old, n) {
+                    continue;
+                }
+                let Some((_, exp, _)) = self.entries.remove(&old) else {
                     continue;
                 };
                 if exp > now && self.entries.len() < self.max_count {
@@ -124,15 +138,23 @@ impl MlfidCache {
                 }
             }
         }
-        if !self.entries.contains_key(k) {
-            self.order.push_back(k.to_string());
-        }
-        self.entries.insert(k.to_string(), (v, now + self.max_time));
+        let n = match self.entries.get(k) {
+            Some(e) => e.2,
+            None => {
+                self.inserted += 1;
+                self.order.push_back((k.to_string(), self.inserted));
+                self.inserted
+            }
+        };
+        self.entries
+            .insert(k.to_string(), (v, now + self.max_time, n));
     }
 
     fn unset(&mut self, k: &str) {
-        if self.entries.remove(k).is_some() {
-            self.order.retain(|o| o != k);
+        if self.entries.remove(k).is_some() && self.order.len() > 2 * self.entries.len() + 64 {
+            let mut order = std::mem::take(&mut self.order);
+            order.retain(|(o, n)| self.live(o, *n));
+            self.order = order;
         }
     }
 }
@@ -927,6 +949,10 @@ impl Filter {
         time: Option<Timestamp>,
         shared: &Shared,
     ) {
+        let mut ids = ids;
+        let Some(last) = ids.pop() else {
+            return;
+        };
         let snapshot = shared.borrow().clone();
         for id in ids {
             out.push(FailResult {
@@ -936,6 +962,12 @@ impl Filter {
                 groups: snapshot.clone(),
             });
         }
+        out.push(FailResult {
+            index,
+            id: last,
+            time,
+            groups: snapshot,
+        });
     }
 
     /// Runs the ignoreregexes over `buf` (multi-line buffers); returns the
@@ -1187,9 +1219,9 @@ impl Filter {
                     if flags & CACHED_NOFAIL == 0 && !groups.truthy("mlfpending") {
                         groups.pop("matches");
                     }
-                    for (k, v) in fail.iter() {
-                        if *v != Value::None {
-                            groups.set(k, v.clone());
+                    for (k, v) in fail {
+                        if v != Value::None {
+                            groups.set_shared(&k, v);
                         }
                     }
                 }
@@ -1251,9 +1283,10 @@ fn merge_pref_groups(pre: &Groups, fail: Groups) -> Groups {
         return fail;
     }
     let mut merged = pre.clone();
-    for (k, v) in fail.iter() {
-        if *v != Value::None || !merged.contains(k) {
-            merged.set(k, v.clone());
+    merged.reserve(fail.len());
+    for (k, v) in fail {
+        if v != Value::None || !merged.contains(&k) {
+            merged.set_shared(&k, v);
         }
     }
     merged
@@ -1330,4 +1363,55 @@ pub fn value_to_py(v: &Value) -> crate::pyvalue::PyValue {
 /// (an unparsable `/mask`, where Python raises) is kept as a raw id.
 fn make_addr(text: &str, cidr: i32) -> IpAddr {
     IpAddr::new(text, cidr).unwrap_or_else(|_| IpAddr::raw(text))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry() -> Shared {
+        Rc::new(RefCell::new(Groups::new()))
+    }
+
+    fn keys(cache: &MlfidCache) -> Vec<String> {
+        let mut k: Vec<String> = cache.entries.keys().cloned().collect();
+        k.sort();
+        k
+    }
+
+    #[test]
+    fn mlfid_cache_evicts_in_insertion_order_past_removed_keys() {
+        let mut cache = MlfidCache::new();
+        cache.max_count = 3;
+        for k in ["a", "b", "c"] {
+            cache.set(k, entry());
+        }
+        // "a" leaves and comes back: it is now the newest
+        cache.unset("a");
+        cache.set("a", entry());
+        cache.set("d", entry());
+        assert_eq!(keys(&cache), ["a", "c", "d"]);
+        // a full cache makes room first, even for a key it holds: "c" is
+        // the oldest, leaves and comes back as the newest
+        cache.set("c", entry());
+        assert_eq!(keys(&cache), ["a", "c", "d"]);
+        cache.set("e", entry());
+        assert_eq!(keys(&cache), ["c", "d", "e"]);
+        cache.set("f", entry());
+        assert_eq!(keys(&cache), ["c", "e", "f"]);
+    }
+
+    #[test]
+    fn mlfid_cache_order_stays_small_under_churn() {
+        let mut cache = MlfidCache::new();
+        for i in 0..10_000 {
+            let k = format!("conn{}", i % 7);
+            cache.set(&k, entry());
+            if i % 3 == 0 {
+                cache.unset(&k);
+            }
+        }
+        assert!(cache.order.len() <= 2 * cache.entries.len() + 65);
+        assert!(cache.get("conn1").is_some() || cache.get("conn2").is_some());
+    }
 }
