@@ -130,7 +130,7 @@ impl std::error::Error for RegexException {}
 /// text, text after it.  Stored as one string with two cut points.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct TupleLine {
-    text: Arc<String>,
+    text: Arc<str>,
     a: usize,
     b: usize,
 }
@@ -138,8 +138,13 @@ pub struct TupleLine {
 impl TupleLine {
     /// `(text[..a], text[a..b], text[b..])`.
     pub fn new(text: String, a: usize, b: usize) -> TupleLine {
+        TupleLine::copied(&text, a, b)
+    }
+
+    /// Like [`new`](Self::new), copying `text` (one allocation).
+    pub fn copied(text: &str, a: usize, b: usize) -> TupleLine {
         TupleLine {
-            text: Arc::new(text),
+            text: Arc::from(text),
             a,
             b,
         }

@@ -279,7 +279,7 @@ impl Dater {
         {
             Some(tm) => {
                 let (s, e) = tm.span();
-                let mut tuple = TupleLine::new(line.to_string(), s, e);
+                let mut tuple = TupleLine::copied(line, s, e);
                 if s < e {
                     let dd = self.date_detector.as_ref().expect("detector");
                     match dd.get_time(line, &tm).map_err(LineError::Date)? {
@@ -303,7 +303,7 @@ impl Dater {
                 }
                 tuple
             }
-            None => TupleLine::plain(line.to_string()),
+            None => TupleLine::copied(line, 0, 0),
         };
         let mut tuple = tuple;
         if date.is_none() {

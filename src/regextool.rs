@@ -613,7 +613,8 @@ impl Tool {
                 let mut lines = lines;
                 let mut batch = Vec::with_capacity(BATCH);
                 let mut seq = 0;
-                while let Some(raw) = lines.next_line() {
+                let mut raw = String::new();
+                while lines.next_line(&mut raw) {
                     let line = raw.trim_end_matches(['\r', '\n']);
                     if line.starts_with('#') || line.is_empty() {
                         continue;
@@ -1418,23 +1419,32 @@ impl Encoding {
         }
     }
 
-    /// Decodes a line as Python's `decode(enc, 'replace')`.
-    fn decode(self, bytes: &[u8]) -> (String, bool) {
+    /// Decodes a line as Python's `decode(enc, 'replace')` into `out`
+    /// (cleared first); false when a character had to be replaced.
+    fn decode_into(self, bytes: &[u8], out: &mut String) -> bool {
+        out.clear();
         match self {
             Encoding::Utf8 => match std::str::from_utf8(bytes) {
-                Ok(s) => (s.to_string(), true),
-                Err(_) => (String::from_utf8_lossy(bytes).into_owned(), false),
+                Ok(s) => {
+                    out.push_str(s);
+                    true
+                }
+                Err(_) => {
+                    out.push_str(&String::from_utf8_lossy(bytes));
+                    false
+                }
             },
-            Encoding::Latin1 => (bytes.iter().map(|&b| b as char).collect(), true),
+            Encoding::Latin1 => {
+                out.extend(bytes.iter().map(|&b| b as char));
+                true
+            }
             Encoding::Ascii => {
-                let ok = bytes.is_ascii();
-                (
+                out.extend(
                     bytes
                         .iter()
-                        .map(|&b| if b < 128 { b as char } else { '\u{fffd}' })
-                        .collect(),
-                    ok,
-                )
+                        .map(|&b| if b < 128 { b as char } else { '\u{fffd}' }),
+                );
+                bytes.is_ascii()
             }
         }
     }
@@ -1454,11 +1464,18 @@ enum LineSource<R: BufRead> {
 }
 
 impl<R: BufRead> LineSource<R> {
-    /// The next complete line (with its line end); a last line without a
-    /// line end is not returned, as fail2ban waits for it to be finished.
-    fn next_line(&mut self) -> Option<String> {
+    /// Reads the next complete line (with its line end) into `out`; a last
+    /// line without a line end is not returned, as fail2ban waits for it to
+    /// be finished.
+    fn next_line(&mut self, out: &mut String) -> bool {
         match self {
-            LineSource::List(it) => it.next(),
+            LineSource::List(it) => match it.next() {
+                Some(line) => {
+                    *out = line;
+                    true
+                }
+                None => false,
+            },
             LineSource::File {
                 reader,
                 buf,
@@ -1468,19 +1485,15 @@ impl<R: BufRead> LineSource<R> {
             } => {
                 buf.clear();
                 match reader.read_until(b'\n', buf) {
-                    Ok(0) | Err(_) => None,
+                    Ok(0) | Err(_) => false,
                     Ok(_) => {
-                        let (text, ok) = enc.decode(buf);
+                        let ok = enc.decode_into(buf, out);
                         if !ok && !*warned {
                             *warned = true;
                             log::warn!(target: "fail2ban.filter",
                                 "Error decoding line from '{name}' with '{}'.", enc.name());
                         }
-                        if text.ends_with('\n') || text.ends_with('\r') {
-                            Some(text)
-                        } else {
-                            None
-                        }
+                        out.ends_with('\n') || out.ends_with('\r')
                     }
                 }
             }
