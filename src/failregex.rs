@@ -182,6 +182,17 @@ impl TupleLine {
         s
     }
 
+    /// Whether the lines without their date parts are the same text.
+    pub fn same_undated(&self, other: &TupleLine) -> bool {
+        if Arc::ptr_eq(&self.text, &other.text) && (self.a, self.b) == (other.a, other.b) {
+            return true;
+        }
+        let (a, _, c) = self.parts();
+        let (x, _, z) = other.parts();
+        a.len() + c.len() == x.len() + z.len()
+            && a.bytes().chain(c.bytes()).eq(x.bytes().chain(z.bytes()))
+    }
+
     /// The date text.
     pub fn date_text(&self) -> &str {
         &self.text[self.a..self.b]

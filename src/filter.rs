@@ -15,7 +15,7 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::dates::{DateDetector, DateError, Timestamp};
+use crate::dates::{DateConverter, DateDetector, DateError, TimeMatch, Timestamp};
 use crate::failregex::{
     Groups, LineSplit, Regex, RegexException, TupleLine, Value, fail_regex, tuple_lines_buf,
 };
@@ -166,6 +166,22 @@ enum CurrentBuffer {
     Replaced(Vec<TupleLine>),
 }
 
+/// A line as [`Dater::find_date`] leaves it: cut around the date the
+/// detector found (not cut without one), the date not yet converted.
+#[derive(Debug, Clone)]
+pub struct FoundDate {
+    tuple: TupleLine,
+    tm: Option<TimeMatch>,
+}
+
+impl FoundDate {
+    /// The line cut around the found date, as the regexes will see it
+    /// unless the conversion changes it (see [`Dater::convert_date`]).
+    pub fn tuple(&self) -> &TupleLine {
+        &self.tuple
+    }
+}
+
 /// A log line after date detection: split around its date text, with its
 /// time (`None` when it has none), and whether no date was found in it.
 #[derive(Debug, Clone)]
@@ -233,6 +249,39 @@ impl Dater {
         }
     }
 
+    /// Whether [`convert_date`](Self::convert_date) may run after the
+    /// line's regexes were evaluated: without find-time checks, evaluating
+    /// a line does not look at its date.
+    pub fn can_defer_conversion(&self) -> bool {
+        !self.check_find_time
+    }
+
+    /// A copy of the conversion state (the last date, the find-time
+    /// settings, no detector), for [`convert_date`](Self::convert_date) on
+    /// another thread while this dater finds dates; see
+    /// [`join_tail`](Self::join_tail).
+    pub fn split_tail(&self) -> Dater {
+        Dater {
+            date_detector: None,
+            logtimezone: self.logtimezone.clone(),
+            last_date: self.last_date,
+            last_time_text: self.last_time_text.clone(),
+            find_time: self.find_time,
+            check_find_time: self.check_find_time,
+            in_operation: self.in_operation,
+            next_warn: self.next_warn.clone(),
+            jail_name: self.jail_name.clone(),
+        }
+    }
+
+    /// Takes back the conversion state of a [`split_tail`](Self::split_tail)
+    /// copy.
+    pub fn join_tail(&mut self, tail: Dater) {
+        self.last_date = tail.last_date;
+        self.last_time_text = tail.last_time_text;
+        self.next_warn = tail.next_warn;
+    }
+
     /// The date detector (`None` for journal lines).
     pub fn date_detector(&self) -> Option<&DateDetector> {
         self.date_detector.as_ref()
@@ -269,20 +318,61 @@ impl Dater {
     /// Finds and cuts the date of a raw line (the first half of fail2ban's
     /// `processLine`); `None` when the line is too old to be considered.
     pub fn date_line(&mut self, line: &str) -> Result<Option<Dated>, LineError> {
+        let found = self.find_date(line);
+        // the conversion needs the detector's converter, not the detector
+        let detector = self.date_detector.take();
+        let converted = match &detector {
+            Some(dd) => self.convert_date(found, dd.converter()),
+            None => self.convert_date(found, &DateConverter::default()),
+        };
+        self.date_detector = detector;
+        converted
+    }
+
+    /// A converter for [`convert_date`](Self::convert_date) on another
+    /// thread (see [`DateConverter`]).
+    pub fn converter(&self) -> DateConverter {
+        self.date_detector
+            .as_ref()
+            .map(|dd| dd.converter().clone())
+            .unwrap_or_default()
+    }
+
+    /// The detection half of [`date_line`](Self::date_line): the date the
+    /// detector finds in `line` and the line cut around it.  It depends
+    /// only on the detector, so it can run ahead of
+    /// [`convert_date`](Self::convert_date), on another thread.
+    pub fn find_date(&mut self, line: &str) -> FoundDate {
+        let tm = self
+            .date_detector
+            .as_mut()
+            .and_then(|dd| dd.match_time(line));
+        let (s, e) = tm.as_ref().map_or((0, 0), TimeMatch::span);
+        FoundDate {
+            tuple: TupleLine::copied(line, s, e),
+            tm,
+        }
+    }
+
+    /// The conversion half of [`date_line`](Self::date_line), in line
+    /// order: the timestamp of the found date (with `conv`, this dater's
+    /// [`DateDetector::converter`]) and the "last date" of undated lines.
+    pub fn convert_date(
+        &mut self,
+        found: FoundDate,
+        conv: &DateConverter,
+    ) -> Result<Option<Dated>, LineError> {
         let mut no_date = false;
         let mut date: Option<Timestamp> = None;
         let now = mytime::now();
-        let tuple = match self
-            .date_detector
-            .as_mut()
-            .and_then(|dd| dd.match_time(line))
-        {
+        let FoundDate { tuple, tm } = found;
+        let line = tuple.joined();
+        let tuple = match tm {
             Some(tm) => {
                 let (s, e) = tm.span();
-                let mut tuple = TupleLine::copied(line, s, e);
+                let mut tuple = tuple.clone();
                 if s < e {
-                    let dd = self.date_detector.as_ref().expect("detector");
-                    match dd.get_time(line, &tm).map_err(LineError::Date)? {
+                    match conv.get_time(line, &tm).map_err(LineError::Date)? {
                         Some(t) => {
                             date = Some(t);
                             if self.last_time_text != line[s..e] {
@@ -303,7 +393,7 @@ impl Dater {
                 }
                 tuple
             }
-            None => TupleLine::copied(line, 0, 0),
+            None => tuple.clone(),
         };
         let mut tuple = tuple;
         if date.is_none() {
@@ -418,6 +508,19 @@ pub struct Evaluation {
 }
 
 impl Evaluation {
+    /// This evaluation with its line's final date (a line evaluated before
+    /// its date was converted, see [`Dater::can_defer_conversion`]), or
+    /// `Err(dated)` when the conversion changed the text the regexes see
+    /// (an invalid date then stays in the line), which must then be
+    /// evaluated again.
+    pub fn with_dated(mut self, dated: Dated) -> Result<Evaluation, Dated> {
+        if !self.dated.tuple.same_undated(&dated.tuple) {
+            return Err(dated);
+        }
+        self.dated = dated;
+        Ok(self)
+    }
+
     /// The dated line this evaluation is about.
     pub fn dated(&self) -> &Dated {
         &self.dated
@@ -1399,6 +1502,65 @@ mod tests {
         assert_eq!(keys(&cache), ["c", "d", "e"]);
         cache.set("f", entry());
         assert_eq!(keys(&cache), ["c", "e", "f"]);
+    }
+
+    fn summary(d: &Result<Option<Dated>, LineError>) -> String {
+        match d {
+            Ok(Some(d)) => format!(
+                "{:?} {:?} {}",
+                d.tuple.parts(),
+                d.date.map(|t| t.as_f64()),
+                d.no_date
+            ),
+            Ok(None) => "skipped".to_string(),
+            Err(e) => format!("error {e:?}"),
+        }
+    }
+
+    #[test]
+    fn dates_converted_apart_from_their_detection_are_the_same() {
+        let lines = [
+            "Jan  1 00:00:01 host sshd[1]: first",
+            "a line without a date",
+            "2024-02-30 12:00:00 an impossible date",
+            "[2024-01-01 00:00:04] VERBOSE[1] pbx.c: x",
+            "Jan  1 00:00:07 host sshd[1]: last",
+        ];
+        for check_find_time in [false, true] {
+            let mut whole = Dater::new("test".to_string());
+            whole.check_find_time = check_find_time;
+            whole.in_operation = false;
+            let mut finder = Dater::new("test".to_string());
+            finder.check_find_time = check_find_time;
+            finder.in_operation = false;
+            let mut tail = finder.split_tail();
+            // the detector adds its templates at the first line
+            let mut found = Vec::new();
+            for line in lines {
+                found.push(finder.find_date(line));
+            }
+            let conv = finder.converter();
+            for (line, f) in lines.iter().zip(found) {
+                assert_eq!(f.tuple().joined(), *line);
+                let expected = summary(&whole.date_line(line));
+                assert_eq!(summary(&tail.convert_date(f, &conv)), expected, "{line}");
+            }
+            finder.join_tail(tail);
+            assert_eq!(
+                finder.last_date.map(|t| t.as_f64()),
+                whole.last_date.map(|t| t.as_f64())
+            );
+            assert_eq!(finder.last_time_text, whole.last_time_text);
+        }
+    }
+
+    #[test]
+    fn undated_texts_compare_without_the_date() {
+        let a = TupleLine::copied("[x] rest", 0, 3);
+        assert!(a.same_undated(&a.clone()));
+        assert!(a.same_undated(&TupleLine::copied("[y] rest", 0, 3)));
+        assert!(a.same_undated(&TupleLine::copied(" rest", 0, 0)));
+        assert!(!a.same_undated(&TupleLine::copied("[x] rest", 0, 0)));
     }
 
     #[test]

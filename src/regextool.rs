@@ -14,9 +14,11 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use crate::config;
-use crate::dates::Timestamp;
+use crate::dates::{DateConverter, Timestamp};
 use crate::failregex::{Groups, Value};
-use crate::filter::{Dated, Evaluation, FailResult, Filter, LineError, Rules, py_str, value_to_py};
+use crate::filter::{
+    Dated, Dater, Evaluation, FailResult, Filter, FoundDate, LineError, Rules, py_str, value_to_py,
+};
 use crate::ipaddr::IpAddr;
 use crate::optparse::{self, Action, Opt, Stop};
 use crate::pyvalue::{PyValue, float_repr, str_repr};
@@ -526,6 +528,9 @@ impl Tool {
                 None => Vec::new(),
             },
             Work::Evaluated(ev) => self.filter.finish(ev),
+            Work::Found(_) | Work::FoundEvaluated(..) => {
+                unreachable!("found dates are converted before the line is tested")
+            }
         };
         if !self.filter.ignore_hits().is_empty() {
             self.line_ignored = true;
@@ -601,6 +606,10 @@ impl Tool {
     fn process<R: BufRead + Send>(&mut self, lines: LineSource<R>) -> Result<(), Fail> {
         let t0 = Instant::now();
         let mut dater = self.filter.take_dater();
+        // the reader only finds the dates; this thread converts them, in
+        // line order, after the evaluation (see `Item::settle`)
+        let defer = dater.can_defer_conversion();
+        let mut tail = (dater.split_tail(), dater.converter());
         let rules = self.filter.rules().clone();
         // one evaluating thread: each regex then stays with one thread (a
         // regex searched from several threads at once shares its automaton
@@ -619,16 +628,18 @@ impl Tool {
                     if line.starts_with('#') || line.is_empty() {
                         continue;
                     }
-                    let dated = dater.date_line(line);
-                    let failed = dated.is_err();
-                    let orig = match &dated {
-                        Ok(Some(d)) if d.tuple.joined().len() == line.len() => None,
-                        _ => Some(line.to_string()),
+                    let mut failed = false;
+                    let item = if defer {
+                        Item {
+                            work: Work::Found(dater.find_date(line)),
+                            orig: None,
+                        }
+                    } else {
+                        let dated = dater.date_line(line);
+                        failed = dated.is_err();
+                        Item::from_dated(dated, line)
                     };
-                    batch.push(Item {
-                        work: Work::Line(dated),
-                        orig,
-                    });
+                    batch.push(item);
                     if batch.len() == BATCH || failed {
                         if tx.send((seq, std::mem::take(&mut batch))).is_err() || failed {
                             return dater;
@@ -674,6 +685,7 @@ impl Tool {
                 while let Some(batch) = pending.remove(&want) {
                     want += 1;
                     for item in batch {
+                        let item = item.settle(&mut tail.0, &tail.1);
                         if let Err(e) = self.process_item(item) {
                             outcome = Err(e);
                             break 'batches;
@@ -685,8 +697,11 @@ impl Tool {
             let dater = producer.join().expect("line reader thread");
             (outcome, dater)
         });
-        let (outcome, dater) = outcome;
+        let (outcome, mut dater) = outcome;
         drop(rules);
+        if defer {
+            dater.join_tail(tail.0);
+        }
         self.filter.put_dater(dater);
         outcome?;
         self.elapsed = Some(t0.elapsed().as_secs_f64());
@@ -1166,16 +1181,68 @@ struct Item {
 enum Work {
     Line(Result<Option<Dated>, LineError>),
     Evaluated(Evaluation),
+    /// A line whose date is found but not converted yet.
+    Found(FoundDate),
+    /// Such a line, evaluated.
+    FoundEvaluated(FoundDate, Evaluation),
 }
 
 impl Item {
+    /// A dated line (`line`: the raw line).
+    fn from_dated(dated: Result<Option<Dated>, LineError>, line: &str) -> Item {
+        let orig = match &dated {
+            Ok(Some(d)) if d.tuple.joined().len() == line.len() => None,
+            _ => Some(line.to_string()),
+        };
+        Item {
+            work: Work::Line(dated),
+            orig,
+        }
+    }
+
     /// Evaluates the regexes of a dated line (a worker's job).
     fn evaluate(self, rules: &Rules) -> Item {
         let work = match self.work {
             Work::Line(Ok(Some(d))) => Work::Evaluated(rules.evaluate(d)),
+            Work::Found(found) => {
+                let ev = rules.evaluate(Dated {
+                    tuple: found.tuple().clone(),
+                    date: None,
+                    no_date: false,
+                });
+                Work::FoundEvaluated(found, ev)
+            }
             other => other,
         };
         Item { work, ..self }
+    }
+
+    /// Converts the date of a line found by the reader (in line order, with
+    /// the conversion half of the dater): the item is then as if the
+    /// reader had dated it.  An evaluation whose text the conversion
+    /// changed is dropped, the line is then evaluated again.
+    fn settle(self, tail: &mut Dater, conv: &DateConverter) -> Item {
+        let (found, ev) = match self.work {
+            Work::Found(found) => (found, None),
+            Work::FoundEvaluated(found, ev) => (found, Some(ev)),
+            _ => return self,
+        };
+        let raw = found.tuple().clone();
+        let dated = tail.convert_date(found, conv);
+        let item = Item::from_dated(dated, raw.joined());
+        match (item.work, ev) {
+            (Work::Line(Ok(Some(d))), Some(ev)) => Item {
+                work: match ev.with_dated(d) {
+                    Ok(ev) => Work::Evaluated(ev),
+                    Err(d) => Work::Line(Ok(Some(d))),
+                },
+                orig: item.orig,
+            },
+            (work, _) => Item {
+                work,
+                orig: item.orig,
+            },
+        }
     }
 
     /// The dated line, if there is one.
@@ -1183,7 +1250,7 @@ impl Item {
         match &self.work {
             Work::Line(Ok(Some(d))) => Some(d),
             Work::Evaluated(ev) => Some(ev.dated()),
-            Work::Line(_) => None,
+            Work::Line(_) | Work::Found(_) | Work::FoundEvaluated(..) => None,
         }
     }
 }
