@@ -261,9 +261,11 @@ impl Groups {
         Groups(Vec::new())
     }
 
-    /// Makes room for `n` more entries.
-    pub fn reserve(&mut self, n: usize) {
-        self.0.reserve(n);
+    /// A copy with room for `n` more entries.
+    pub fn clone_with_room(&self, n: usize) -> Groups {
+        let mut entries = Vec::with_capacity(self.0.len() + n);
+        entries.extend(self.0.iter().cloned());
+        Groups(entries)
     }
 
     pub fn get(&self, k: &str) -> Option<&Value> {
@@ -435,18 +437,18 @@ impl Regex {
             let (_, end) = caps.span();
             let last = buf[..end].chars().next_back().map_or(0, char::len_utf8);
             let content = &buf[end - last..buf.len() - 1];
-            let mut fail = Groups(
-                self.names
-                    .iter()
-                    .filter(|(name, _)| &**name != "content")
-                    .map(|(name, _)| {
-                        let i = tail.group_index(name).expect("group of the head");
-                        (name.clone(), span_value(buf, caps.get(i)))
-                    })
-                    .collect(),
-            );
-            fail.0
-                .push((Arc::from("content"), Value::Str(content.to_string())));
+            let mut fail = Groups(Vec::with_capacity(self.names.len()));
+            let mut content_name = None;
+            for (name, _) in &self.names {
+                if &**name == "content" {
+                    content_name = Some(name);
+                    continue;
+                }
+                let i = tail.group_index(name).expect("group of the head");
+                fail.0.push((name.clone(), span_value(buf, caps.get(i))));
+            }
+            let content_name = content_name.map_or_else(|| Arc::from("content"), Arc::clone);
+            fail.0.push((content_name, Value::Str(content.to_string())));
             self.merge_complex_groups(&mut fail);
             return Some(fail);
         }

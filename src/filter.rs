@@ -1357,20 +1357,23 @@ impl Filter {
                     Some(Value::Lines(l)) => l,
                     _ => Vec::new(),
                 };
-                if let Some(Value::Lines(l)) = fail.get("matches") {
-                    m.extend(l.iter().cloned());
+                // the old list is replaced below: its lines move
+                if let Some(Value::Lines(l)) = fail.get_mut("matches") {
+                    if m.is_empty() {
+                        m = std::mem::take(l);
+                    } else {
+                        m.append(l);
+                    }
                 }
                 if flags & GAINED == 0 {
                     m.extend(matched.iter().cloned());
                 }
                 fail.set("matches", Value::Lines(m));
             } else if flags & (NOFAIL | FORGET) == NOFAIL {
-                let mut m = match fail.get("nofail-matches") {
-                    Some(Value::Lines(l)) => l.clone(),
-                    _ => Vec::new(),
-                };
-                m.extend(matched.iter().cloned());
-                fail.set("nofail-matches", Value::Lines(m));
+                match fail.get_mut("nofail-matches") {
+                    Some(Value::Lines(l)) => l.extend(matched.iter().cloned()),
+                    _ => fail.set("nofail-matches", Value::Lines(matched.to_vec())),
+                }
             }
         }
         shared
@@ -1385,8 +1388,7 @@ fn merge_pref_groups(pre: &Groups, fail: Groups) -> Groups {
     if pre.is_empty() {
         return fail;
     }
-    let mut merged = pre.clone();
-    merged.reserve(fail.len());
+    let mut merged = pre.clone_with_room(fail.len());
     for (k, v) in fail {
         if v != Value::None || !merged.contains(&k) {
             merged.set_shared(&k, v);
@@ -1397,12 +1399,10 @@ fn merge_pref_groups(pre: &Groups, fail: Groups) -> Groups {
 
 /// A failure without a connection id: its groups plus the matched lines.
 fn with_matches(mut fail: Groups, matched: &[TupleLine]) -> Shared {
-    let mut lines = match fail.get("matches") {
-        Some(Value::Lines(l)) => l.clone(),
-        _ => Vec::new(),
-    };
-    lines.extend(matched.iter().cloned());
-    fail.set("matches", Value::Lines(lines));
+    match fail.get_mut("matches") {
+        Some(Value::Lines(l)) => l.extend(matched.iter().cloned()),
+        _ => fail.set("matches", Value::Lines(matched.to_vec())),
+    }
     Rc::new(RefCell::new(fail))
 }
 
