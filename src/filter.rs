@@ -577,6 +577,24 @@ impl Rules {
     /// does for a single-line buffer, up to the point where the multi-line
     /// state would come in.  Only for [`Rules::single_line`] filters.
     pub fn evaluate(&self, dated: Dated) -> Evaluation {
+        thread_local! {
+            /// The buffer and the candidate list of the last evaluation on
+            /// this thread, reused.
+            static SCRATCH: std::cell::Cell<(String, Vec<usize>)> =
+                const { std::cell::Cell::new((String::new(), Vec::new())) };
+        }
+        let (mut buf, mut candidates) = SCRATCH.take();
+        let ev = self.evaluate_with(dated, &mut buf, &mut candidates);
+        SCRATCH.set((buf, candidates));
+        ev
+    }
+
+    fn evaluate_with(
+        &self,
+        dated: Dated,
+        buf: &mut String,
+        candidates: &mut Vec<usize>,
+    ) -> Evaluation {
         let mut ev = Evaluation {
             dated,
             ignore_hits: Vec::new(),
@@ -585,17 +603,17 @@ impl Rules {
             pref_shown: None,
             hits: Vec::new(),
         };
-        let mut buf = String::with_capacity(ev.dated.tuple.joined().len() + 1);
-        ev.dated.tuple.push_undated(&mut buf);
+        buf.clear();
+        ev.dated.tuple.push_undated(buf);
         buf.push('\n');
         if !self.ignoreregex.is_empty()
             && self.ignoreregex.len() + 2 < self.failregex.len()
-            && self.ignore_hits(&buf, &mut ev.ignore_hits)
+            && self.ignore_hits(buf, &mut ev.ignore_hits)
         {
             return ev;
         }
         if let Some(pre) = &self.prefregex {
-            let Some(mut groups) = pre.search_groups(&buf) else {
+            let Some(mut groups) = pre.search_groups(buf) else {
                 ev.pref_matched = Some(false);
                 return ev;
             };
@@ -614,8 +632,7 @@ impl Rules {
             ev.pref_groups = groups;
         }
         let org = std::slice::from_ref(&ev.dated.tuple);
-        let mut candidates = Vec::new();
-        self.fail_set().candidates(&buf, &mut candidates);
+        self.fail_set().candidates(buf, candidates);
         let mut next = 0;
         for (index, re) in self.failregex.iter().enumerate() {
             // only the regexes the set found possible can match this buffer
@@ -626,11 +643,11 @@ impl Rules {
             if candidates.get(next) != Some(&index) {
                 continue;
             }
-            let Some(m) = re.search(&buf, org) else {
+            let Some(m) = re.search(buf, org) else {
                 continue;
             };
-            let groups = re.groups(&buf, &m.caps);
-            if !self.ignoreregex.is_empty() && self.ignore_hits(&buf, &mut ev.ignore_hits) {
+            let groups = re.groups(buf, &m.caps);
+            if !self.ignoreregex.is_empty() && self.ignore_hits(buf, &mut ev.ignore_hits) {
                 ev.hits.push(Hit {
                     index,
                     groups,
@@ -669,7 +686,7 @@ impl Rules {
                 // later regexes see the lines this one left: none
                 buf.clear();
                 buf.push('\n');
-                self.fail_set().candidates(&buf, &mut candidates);
+                self.fail_set().candidates(buf, candidates);
                 next = 0;
             }
         }
