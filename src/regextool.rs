@@ -710,17 +710,20 @@ impl Tool {
 
     /// Tests one dated line and counts it.
     fn process_item(&mut self, item: Item) -> Result<(), Fail> {
-        let line = match (&item.orig, item.dated()) {
-            (Some(orig), _) => orig.clone(),
-            (None, Some(d)) => d.tuple.joined().to_string(),
+        // the line's text, copied only when it is kept
+        let tuple = item.dated().map(|d| d.tuple.clone());
+        let Item { work, orig } = item;
+        let line = move || match (orig, tuple) {
+            (Some(orig), _) => orig,
+            (None, Some(t)) => t.joined().to_string(),
             (None, None) => String::new(),
         };
         let te = if self.opts.debuggex {
-            item.dated().map(|d| d.tuple.undated())
+            work_dated(&work).map(|d| d.tuple.undated())
         } else {
             None
         };
-        let (ret, is_ignored) = match self.test_line(item.work) {
+        let (ret, is_ignored) = match self.test_line(work) {
             Ok(x) => x,
             Err(e) => {
                 self.out.flush().ok();
@@ -740,7 +743,7 @@ impl Tool {
                 && (self.opts.print_all_ignored
                     || self.stats.ignored as i64 <= self.print_limit + 1)
             {
-                self.stats.ignored_lines.push(line);
+                self.stats.ignored_lines.push(line());
                 if let Some(t) = te {
                     self.stats.ignored_lines_te.push(t);
                 }
@@ -748,7 +751,7 @@ impl Tool {
         } else if !ret.is_empty() {
             self.stats.matched += 1;
             if self.opts.print_all_matched {
-                self.stats.matched_lines.push(line);
+                self.stats.matched_lines.push(line());
                 if let Some(t) = te {
                     self.stats.matched_lines_te.push(t);
                 }
@@ -758,7 +761,7 @@ impl Tool {
             if !self.opts.print_no_missed
                 && (self.opts.print_all_missed || self.stats.missed <= self.print_limit + 1)
             {
-                self.stats.missed_lines.push(line);
+                self.stats.missed_lines.push(line());
                 if let Some(t) = te {
                     self.stats.missed_lines_te.push(t);
                 }
@@ -1247,11 +1250,16 @@ impl Item {
 
     /// The dated line, if there is one.
     fn dated(&self) -> Option<&Dated> {
-        match &self.work {
-            Work::Line(Ok(Some(d))) => Some(d),
-            Work::Evaluated(ev) => Some(ev.dated()),
-            Work::Line(_) | Work::Found(_) | Work::FoundEvaluated(..) => None,
-        }
+        work_dated(&self.work)
+    }
+}
+
+/// The dated line of some work, if there is one.
+fn work_dated(work: &Work) -> Option<&Dated> {
+    match work {
+        Work::Line(Ok(Some(d))) => Some(d),
+        Work::Evaluated(ev) => Some(ev.dated()),
+        Work::Line(_) | Work::Found(_) | Work::FoundEvaluated(..) => None,
     }
 }
 
