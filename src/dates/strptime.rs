@@ -963,7 +963,15 @@ impl FieldPlan {
     }
 }
 
+#[inline]
 fn int_field(text: &str) -> Result<Option<i64>, DateError> {
+    // the usual field: one to four ASCII digits
+    let b = text.as_bytes();
+    if (1..=4).contains(&b.len()) && b.iter().all(u8::is_ascii_digit) {
+        return Ok(Some(
+            b.iter().fold(0i64, |v, d| v * 10 + i64::from(d - b'0')),
+        ));
+    }
     match py_int(text) {
         PyInt::Value(v) => Ok(Some(v)),
         PyInt::Invalid => Ok(None),
