@@ -130,7 +130,7 @@ impl std::error::Error for RegexException {}
 /// text, text after it.  Stored as one string with two cut points.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct TupleLine {
-    text: Arc<String>,
+    text: Arc<str>,
     a: usize,
     b: usize,
 }
@@ -138,8 +138,13 @@ pub struct TupleLine {
 impl TupleLine {
     /// `(text[..a], text[a..b], text[b..])`.
     pub fn new(text: String, a: usize, b: usize) -> TupleLine {
+        TupleLine::copied(&text, a, b)
+    }
+
+    /// Like [`new`](Self::new), copying `text` (one allocation).
+    pub fn copied(text: &str, a: usize, b: usize) -> TupleLine {
         TupleLine {
-            text: Arc::new(text),
+            text: Arc::from(text),
             a,
             b,
         }
@@ -175,6 +180,17 @@ impl TupleLine {
         let mut s = String::with_capacity(self.text.len());
         self.push_undated(&mut s);
         s
+    }
+
+    /// Whether the lines without their date parts are the same text.
+    pub fn same_undated(&self, other: &TupleLine) -> bool {
+        if Arc::ptr_eq(&self.text, &other.text) && (self.a, self.b) == (other.a, other.b) {
+            return true;
+        }
+        let (a, _, c) = self.parts();
+        let (x, _, z) = other.parts();
+        a.len() + c.len() == x.len() + z.len()
+            && a.bytes().chain(c.bytes()).eq(x.bytes().chain(z.bytes()))
     }
 
     /// The date text.
@@ -245,6 +261,13 @@ impl Groups {
         Groups(Vec::new())
     }
 
+    /// A copy with room for `n` more entries.
+    pub fn clone_with_room(&self, n: usize) -> Groups {
+        let mut entries = Vec::with_capacity(self.0.len() + n);
+        entries.extend(self.0.iter().cloned());
+        Groups(entries)
+    }
+
     pub fn get(&self, k: &str) -> Option<&Value> {
         self.0.iter().find(|(n, _)| &**n == k).map(|(_, v)| v)
     }
@@ -271,6 +294,14 @@ impl Groups {
         }
     }
 
+    /// `d[k] = v` with a key already shared (no new key allocation).
+    pub fn set_shared(&mut self, k: &Arc<str>, v: Value) {
+        match self.get_mut(k) {
+            Some(slot) => *slot = v,
+            None => self.0.push((k.clone(), v)),
+        }
+    }
+
     /// `d.pop(k, None)`.
     pub fn pop(&mut self, k: &str) -> Option<Value> {
         let i = self.0.iter().position(|(n, _)| &**n == k)?;
@@ -291,6 +322,15 @@ impl Groups {
 
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
+    }
+}
+
+impl IntoIterator for Groups {
+    type Item = (Arc<str>, Value);
+    type IntoIter = std::vec::IntoIter<(Arc<str>, Value)>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.into_iter()
     }
 }
 
@@ -397,18 +437,18 @@ impl Regex {
             let (_, end) = caps.span();
             let last = buf[..end].chars().next_back().map_or(0, char::len_utf8);
             let content = &buf[end - last..buf.len() - 1];
-            let mut fail = Groups(
-                self.names
-                    .iter()
-                    .filter(|(name, _)| &**name != "content")
-                    .map(|(name, _)| {
-                        let i = tail.group_index(name).expect("group of the head");
-                        (name.clone(), span_value(buf, caps.get(i)))
-                    })
-                    .collect(),
-            );
-            fail.0
-                .push((Arc::from("content"), Value::Str(content.to_string())));
+            let mut fail = Groups(Vec::with_capacity(self.names.len()));
+            let mut content_name = None;
+            for (name, _) in &self.names {
+                if &**name == "content" {
+                    content_name = Some(name);
+                    continue;
+                }
+                let i = tail.group_index(name).expect("group of the head");
+                fail.0.push((name.clone(), span_value(buf, caps.get(i))));
+            }
+            let content_name = content_name.map_or_else(|| Arc::from("content"), Arc::clone);
+            fail.0.push((content_name, Value::Str(content.to_string())));
             self.merge_complex_groups(&mut fail);
             return Some(fail);
         }

@@ -15,7 +15,7 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::dates::{DateDetector, DateError, Timestamp};
+use crate::dates::{DateConverter, DateDetector, DateError, TimeMatch, Timestamp};
 use crate::failregex::{
     Groups, LineSplit, Regex, RegexException, TupleLine, Value, fail_regex, tuple_lines_buf,
 };
@@ -86,9 +86,14 @@ type Shared = Rc<RefCell<Groups>>;
 
 /// fail2ban's multi-line failure cache (`Utils.Cache(maxCount=100,
 /// maxTime=300)`): FIFO eviction, entries expire on the real clock.
+///
+/// `order` lists the keys by insertion; a removed key's place is left
+/// behind and told apart by its insertion number (`unset` stays O(1)), and
+/// the list is compacted when the dead places outnumber the live ones.
 struct MlfidCache {
-    entries: HashMap<String, (Shared, Instant)>,
-    order: VecDeque<String>,
+    entries: HashMap<String, (Shared, Instant, u64)>,
+    order: VecDeque<(String, u64)>,
+    inserted: u64,
     max_count: usize,
     max_time: Duration,
 }
@@ -98,13 +103,14 @@ impl MlfidCache {
         MlfidCache {
             entries: HashMap::new(),
             order: VecDeque::new(),
+            inserted: 0,
             max_count: 100,
             max_time: Duration::from_secs(300),
         }
     }
 
     fn get(&mut self, k: &str) -> Option<Shared> {
-        let (v, exp) = self.entries.get(k)?;
+        let (v, exp, _) = self.entries.get(k)?;
         if *exp > Instant::now() {
             return Some(v.clone());
         }
@@ -112,11 +118,19 @@ impl MlfidCache {
         None
     }
 
+    /// Whether `order`'s place `(k, n)` is the live one of `k`.
+    fn live(&self, k: &str, n: u64) -> bool {
+        self.entries.get(k).is_some_and(|e| e.2 == n)
+    }
+
     fn set(&mut self, k: &str, v: Shared) {
         let now = Instant::now();
         if self.entries.len() >= self.max_count {
-            while let Some(old) = self.order.pop_front() {
-                let Some((_, exp)) = self.entries.remove(&old) else {
+            while let Some((old, n)) = self.order.pop_front() {
+                if !self.live(&old, n) {
+                    continue;
+                }
+                let Some((_, exp, _)) = self.entries.remove(&old) else {
                     continue;
                 };
                 if exp > now && self.entries.len() < self.max_count {
@@ -124,15 +138,23 @@ impl MlfidCache {
                 }
             }
         }
-        if !self.entries.contains_key(k) {
-            self.order.push_back(k.to_string());
-        }
-        self.entries.insert(k.to_string(), (v, now + self.max_time));
+        let n = match self.entries.get(k) {
+            Some(e) => e.2,
+            None => {
+                self.inserted += 1;
+                self.order.push_back((k.to_string(), self.inserted));
+                self.inserted
+            }
+        };
+        self.entries
+            .insert(k.to_string(), (v, now + self.max_time, n));
     }
 
     fn unset(&mut self, k: &str) {
-        if self.entries.remove(k).is_some() {
-            self.order.retain(|o| o != k);
+        if self.entries.remove(k).is_some() && self.order.len() > 2 * self.entries.len() + 64 {
+            let mut order = std::mem::take(&mut self.order);
+            order.retain(|(o, n)| self.live(o, *n));
+            self.order = order;
         }
     }
 }
@@ -142,6 +164,22 @@ impl MlfidCache {
 enum CurrentBuffer {
     Original,
     Replaced(Vec<TupleLine>),
+}
+
+/// A line as [`Dater::find_date`] leaves it: cut around the date the
+/// detector found (not cut without one), the date not yet converted.
+#[derive(Debug, Clone)]
+pub struct FoundDate {
+    tuple: TupleLine,
+    tm: Option<TimeMatch>,
+}
+
+impl FoundDate {
+    /// The line cut around the found date, as the regexes will see it
+    /// unless the conversion changes it (see [`Dater::convert_date`]).
+    pub fn tuple(&self) -> &TupleLine {
+        &self.tuple
+    }
 }
 
 /// A log line after date detection: split around its date text, with its
@@ -211,6 +249,39 @@ impl Dater {
         }
     }
 
+    /// Whether [`convert_date`](Self::convert_date) may run after the
+    /// line's regexes were evaluated: without find-time checks, evaluating
+    /// a line does not look at its date.
+    pub fn can_defer_conversion(&self) -> bool {
+        !self.check_find_time
+    }
+
+    /// A copy of the conversion state (the last date, the find-time
+    /// settings, no detector), for [`convert_date`](Self::convert_date) on
+    /// another thread while this dater finds dates; see
+    /// [`join_tail`](Self::join_tail).
+    pub fn split_tail(&self) -> Dater {
+        Dater {
+            date_detector: None,
+            logtimezone: self.logtimezone.clone(),
+            last_date: self.last_date,
+            last_time_text: self.last_time_text.clone(),
+            find_time: self.find_time,
+            check_find_time: self.check_find_time,
+            in_operation: self.in_operation,
+            next_warn: self.next_warn.clone(),
+            jail_name: self.jail_name.clone(),
+        }
+    }
+
+    /// Takes back the conversion state of a [`split_tail`](Self::split_tail)
+    /// copy.
+    pub fn join_tail(&mut self, tail: Dater) {
+        self.last_date = tail.last_date;
+        self.last_time_text = tail.last_time_text;
+        self.next_warn = tail.next_warn;
+    }
+
     /// The date detector (`None` for journal lines).
     pub fn date_detector(&self) -> Option<&DateDetector> {
         self.date_detector.as_ref()
@@ -247,20 +318,61 @@ impl Dater {
     /// Finds and cuts the date of a raw line (the first half of fail2ban's
     /// `processLine`); `None` when the line is too old to be considered.
     pub fn date_line(&mut self, line: &str) -> Result<Option<Dated>, LineError> {
+        let found = self.find_date(line);
+        // the conversion needs the detector's converter, not the detector
+        let detector = self.date_detector.take();
+        let converted = match &detector {
+            Some(dd) => self.convert_date(found, dd.converter()),
+            None => self.convert_date(found, &DateConverter::default()),
+        };
+        self.date_detector = detector;
+        converted
+    }
+
+    /// A converter for [`convert_date`](Self::convert_date) on another
+    /// thread (see [`DateConverter`]).
+    pub fn converter(&self) -> DateConverter {
+        self.date_detector
+            .as_ref()
+            .map(|dd| dd.converter().clone())
+            .unwrap_or_default()
+    }
+
+    /// The detection half of [`date_line`](Self::date_line): the date the
+    /// detector finds in `line` and the line cut around it.  It depends
+    /// only on the detector, so it can run ahead of
+    /// [`convert_date`](Self::convert_date), on another thread.
+    pub fn find_date(&mut self, line: &str) -> FoundDate {
+        let tm = self
+            .date_detector
+            .as_mut()
+            .and_then(|dd| dd.match_time(line));
+        let (s, e) = tm.as_ref().map_or((0, 0), TimeMatch::span);
+        FoundDate {
+            tuple: TupleLine::copied(line, s, e),
+            tm,
+        }
+    }
+
+    /// The conversion half of [`date_line`](Self::date_line), in line
+    /// order: the timestamp of the found date (with `conv`, this dater's
+    /// [`DateDetector::converter`]) and the "last date" of undated lines.
+    pub fn convert_date(
+        &mut self,
+        found: FoundDate,
+        conv: &DateConverter,
+    ) -> Result<Option<Dated>, LineError> {
         let mut no_date = false;
         let mut date: Option<Timestamp> = None;
         let now = mytime::now();
-        let tuple = match self
-            .date_detector
-            .as_mut()
-            .and_then(|dd| dd.match_time(line))
-        {
+        let FoundDate { tuple, tm } = found;
+        let line = tuple.joined();
+        let tuple = match tm {
             Some(tm) => {
                 let (s, e) = tm.span();
-                let mut tuple = TupleLine::new(line.to_string(), s, e);
+                let mut tuple = tuple.clone();
                 if s < e {
-                    let dd = self.date_detector.as_ref().expect("detector");
-                    match dd.get_time(line, &tm).map_err(LineError::Date)? {
+                    match conv.get_time(line, &tm).map_err(LineError::Date)? {
                         Some(t) => {
                             date = Some(t);
                             if self.last_time_text != line[s..e] {
@@ -281,7 +393,7 @@ impl Dater {
                 }
                 tuple
             }
-            None => TupleLine::plain(line.to_string()),
+            None => tuple.clone(),
         };
         let mut tuple = tuple;
         if date.is_none() {
@@ -396,6 +508,19 @@ pub struct Evaluation {
 }
 
 impl Evaluation {
+    /// This evaluation with its line's final date (a line evaluated before
+    /// its date was converted, see [`Dater::can_defer_conversion`]), or
+    /// `Err(dated)` when the conversion changed the text the regexes see
+    /// (an invalid date then stays in the line), which must then be
+    /// evaluated again.
+    pub fn with_dated(mut self, dated: Dated) -> Result<Evaluation, Dated> {
+        if !self.dated.tuple.same_undated(&dated.tuple) {
+            return Err(dated);
+        }
+        self.dated = dated;
+        Ok(self)
+    }
+
     /// The dated line this evaluation is about.
     pub fn dated(&self) -> &Dated {
         &self.dated
@@ -452,6 +577,24 @@ impl Rules {
     /// does for a single-line buffer, up to the point where the multi-line
     /// state would come in.  Only for [`Rules::single_line`] filters.
     pub fn evaluate(&self, dated: Dated) -> Evaluation {
+        thread_local! {
+            /// The buffer and the candidate list of the last evaluation on
+            /// this thread, reused.
+            static SCRATCH: std::cell::Cell<(String, Vec<usize>)> =
+                const { std::cell::Cell::new((String::new(), Vec::new())) };
+        }
+        let (mut buf, mut candidates) = SCRATCH.take();
+        let ev = self.evaluate_with(dated, &mut buf, &mut candidates);
+        SCRATCH.set((buf, candidates));
+        ev
+    }
+
+    fn evaluate_with(
+        &self,
+        dated: Dated,
+        buf: &mut String,
+        candidates: &mut Vec<usize>,
+    ) -> Evaluation {
         let mut ev = Evaluation {
             dated,
             ignore_hits: Vec::new(),
@@ -460,17 +603,17 @@ impl Rules {
             pref_shown: None,
             hits: Vec::new(),
         };
-        let mut buf = String::with_capacity(ev.dated.tuple.joined().len() + 1);
-        ev.dated.tuple.push_undated(&mut buf);
+        buf.clear();
+        ev.dated.tuple.push_undated(buf);
         buf.push('\n');
         if !self.ignoreregex.is_empty()
             && self.ignoreregex.len() + 2 < self.failregex.len()
-            && self.ignore_hits(&buf, &mut ev.ignore_hits)
+            && self.ignore_hits(buf, &mut ev.ignore_hits)
         {
             return ev;
         }
         if let Some(pre) = &self.prefregex {
-            let Some(mut groups) = pre.search_groups(&buf) else {
+            let Some(mut groups) = pre.search_groups(buf) else {
                 ev.pref_matched = Some(false);
                 return ev;
             };
@@ -489,8 +632,7 @@ impl Rules {
             ev.pref_groups = groups;
         }
         let org = std::slice::from_ref(&ev.dated.tuple);
-        let mut candidates = Vec::new();
-        self.fail_set().candidates(&buf, &mut candidates);
+        self.fail_set().candidates(buf, candidates);
         let mut next = 0;
         for (index, re) in self.failregex.iter().enumerate() {
             // only the regexes the set found possible can match this buffer
@@ -501,11 +643,11 @@ impl Rules {
             if candidates.get(next) != Some(&index) {
                 continue;
             }
-            let Some(m) = re.search(&buf, org) else {
+            let Some(m) = re.search(buf, org) else {
                 continue;
             };
-            let groups = re.groups(&buf, &m.caps);
-            if !self.ignoreregex.is_empty() && self.ignore_hits(&buf, &mut ev.ignore_hits) {
+            let groups = re.groups(buf, &m.caps);
+            if !self.ignoreregex.is_empty() && self.ignore_hits(buf, &mut ev.ignore_hits) {
                 ev.hits.push(Hit {
                     index,
                     groups,
@@ -544,7 +686,7 @@ impl Rules {
                 // later regexes see the lines this one left: none
                 buf.clear();
                 buf.push('\n');
-                self.fail_set().candidates(&buf, &mut candidates);
+                self.fail_set().candidates(buf, candidates);
                 next = 0;
             }
         }
@@ -927,6 +1069,10 @@ impl Filter {
         time: Option<Timestamp>,
         shared: &Shared,
     ) {
+        let mut ids = ids;
+        let Some(last) = ids.pop() else {
+            return;
+        };
         let snapshot = shared.borrow().clone();
         for id in ids {
             out.push(FailResult {
@@ -936,6 +1082,12 @@ impl Filter {
                 groups: snapshot.clone(),
             });
         }
+        out.push(FailResult {
+            index,
+            id: last,
+            time,
+            groups: snapshot,
+        });
     }
 
     /// Runs the ignoreregexes over `buf` (multi-line buffers); returns the
@@ -1187,9 +1339,9 @@ impl Filter {
                     if flags & CACHED_NOFAIL == 0 && !groups.truthy("mlfpending") {
                         groups.pop("matches");
                     }
-                    for (k, v) in fail.iter() {
-                        if *v != Value::None {
-                            groups.set(k, v.clone());
+                    for (k, v) in fail {
+                        if v != Value::None {
+                            groups.set_shared(&k, v);
                         }
                     }
                 }
@@ -1222,20 +1374,23 @@ impl Filter {
                     Some(Value::Lines(l)) => l,
                     _ => Vec::new(),
                 };
-                if let Some(Value::Lines(l)) = fail.get("matches") {
-                    m.extend(l.iter().cloned());
+                // the old list is replaced below: its lines move
+                if let Some(Value::Lines(l)) = fail.get_mut("matches") {
+                    if m.is_empty() {
+                        m = std::mem::take(l);
+                    } else {
+                        m.append(l);
+                    }
                 }
                 if flags & GAINED == 0 {
                     m.extend(matched.iter().cloned());
                 }
                 fail.set("matches", Value::Lines(m));
             } else if flags & (NOFAIL | FORGET) == NOFAIL {
-                let mut m = match fail.get("nofail-matches") {
-                    Some(Value::Lines(l)) => l.clone(),
-                    _ => Vec::new(),
-                };
-                m.extend(matched.iter().cloned());
-                fail.set("nofail-matches", Value::Lines(m));
+                match fail.get_mut("nofail-matches") {
+                    Some(Value::Lines(l)) => l.extend(matched.iter().cloned()),
+                    _ => fail.set("nofail-matches", Value::Lines(matched.to_vec())),
+                }
             }
         }
         shared
@@ -1250,10 +1405,10 @@ fn merge_pref_groups(pre: &Groups, fail: Groups) -> Groups {
     if pre.is_empty() {
         return fail;
     }
-    let mut merged = pre.clone();
-    for (k, v) in fail.iter() {
-        if *v != Value::None || !merged.contains(k) {
-            merged.set(k, v.clone());
+    let mut merged = pre.clone_with_room(fail.len());
+    for (k, v) in fail {
+        if v != Value::None || !merged.contains(&k) {
+            merged.set_shared(&k, v);
         }
     }
     merged
@@ -1261,12 +1416,10 @@ fn merge_pref_groups(pre: &Groups, fail: Groups) -> Groups {
 
 /// A failure without a connection id: its groups plus the matched lines.
 fn with_matches(mut fail: Groups, matched: &[TupleLine]) -> Shared {
-    let mut lines = match fail.get("matches") {
-        Some(Value::Lines(l)) => l.clone(),
-        _ => Vec::new(),
-    };
-    lines.extend(matched.iter().cloned());
-    fail.set("matches", Value::Lines(lines));
+    match fail.get_mut("matches") {
+        Some(Value::Lines(l)) => l.extend(matched.iter().cloned()),
+        _ => fail.set("matches", Value::Lines(matched.to_vec())),
+    }
     Rc::new(RefCell::new(fail))
 }
 
@@ -1330,4 +1483,114 @@ pub fn value_to_py(v: &Value) -> crate::pyvalue::PyValue {
 /// (an unparsable `/mask`, where Python raises) is kept as a raw id.
 fn make_addr(text: &str, cidr: i32) -> IpAddr {
     IpAddr::new(text, cidr).unwrap_or_else(|_| IpAddr::raw(text))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry() -> Shared {
+        Rc::new(RefCell::new(Groups::new()))
+    }
+
+    fn keys(cache: &MlfidCache) -> Vec<String> {
+        let mut k: Vec<String> = cache.entries.keys().cloned().collect();
+        k.sort();
+        k
+    }
+
+    #[test]
+    fn mlfid_cache_evicts_in_insertion_order_past_removed_keys() {
+        let mut cache = MlfidCache::new();
+        cache.max_count = 3;
+        for k in ["a", "b", "c"] {
+            cache.set(k, entry());
+        }
+        // "a" leaves and comes back: it is now the newest
+        cache.unset("a");
+        cache.set("a", entry());
+        cache.set("d", entry());
+        assert_eq!(keys(&cache), ["a", "c", "d"]);
+        // a full cache makes room first, even for a key it holds: "c" is
+        // the oldest, leaves and comes back as the newest
+        cache.set("c", entry());
+        assert_eq!(keys(&cache), ["a", "c", "d"]);
+        cache.set("e", entry());
+        assert_eq!(keys(&cache), ["c", "d", "e"]);
+        cache.set("f", entry());
+        assert_eq!(keys(&cache), ["c", "e", "f"]);
+    }
+
+    fn summary(d: &Result<Option<Dated>, LineError>) -> String {
+        match d {
+            Ok(Some(d)) => format!(
+                "{:?} {:?} {}",
+                d.tuple.parts(),
+                d.date.map(|t| t.as_f64()),
+                d.no_date
+            ),
+            Ok(None) => "skipped".to_string(),
+            Err(e) => format!("error {e:?}"),
+        }
+    }
+
+    #[test]
+    fn dates_converted_apart_from_their_detection_are_the_same() {
+        let lines = [
+            "Jan  1 00:00:01 host sshd[1]: first",
+            "a line without a date",
+            "2024-02-30 12:00:00 an impossible date",
+            "[2024-01-01 00:00:04] VERBOSE[1] pbx.c: x",
+            "Jan  1 00:00:07 host sshd[1]: last",
+        ];
+        for check_find_time in [false, true] {
+            let mut whole = Dater::new("test".to_string());
+            whole.check_find_time = check_find_time;
+            whole.in_operation = false;
+            let mut finder = Dater::new("test".to_string());
+            finder.check_find_time = check_find_time;
+            finder.in_operation = false;
+            let mut tail = finder.split_tail();
+            // the detector adds its templates at the first line
+            let mut found = Vec::new();
+            for line in lines {
+                found.push(finder.find_date(line));
+            }
+            let conv = finder.converter();
+            for (line, f) in lines.iter().zip(found) {
+                assert_eq!(f.tuple().joined(), *line);
+                let expected = summary(&whole.date_line(line));
+                assert_eq!(summary(&tail.convert_date(f, &conv)), expected, "{line}");
+            }
+            finder.join_tail(tail);
+            assert_eq!(
+                finder.last_date.map(|t| t.as_f64()),
+                whole.last_date.map(|t| t.as_f64())
+            );
+            assert_eq!(finder.last_time_text, whole.last_time_text);
+        }
+    }
+
+    #[test]
+    fn undated_texts_compare_without_the_date() {
+        let a = TupleLine::copied("[x] rest", 0, 3);
+        assert!(a.same_undated(&a.clone()));
+        assert!(a.same_undated(&TupleLine::copied("[y] rest", 0, 3)));
+        assert!(a.same_undated(&TupleLine::copied(" rest", 0, 0)));
+        assert!(!a.same_undated(&TupleLine::copied("[x] rest", 0, 0)));
+    }
+
+    #[test]
+    fn mlfid_cache_order_stays_small_under_churn() {
+        let mut cache = MlfidCache::new();
+        for i in 0..10_000 {
+            let k = format!("conn{}", i % 7);
+            cache.set(&k, entry());
+            if i % 3 == 0 {
+                cache.unset(&k);
+            }
+        }
+        assert!(cache.order.len() <= 2 * cache.entries.len() + 65);
+        assert!(cache.get("conn1").is_some() || cache.get("conn2").is_some());
+    }
 }

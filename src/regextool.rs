@@ -14,9 +14,11 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use crate::config;
-use crate::dates::Timestamp;
+use crate::dates::{DateConverter, Timestamp};
 use crate::failregex::{Groups, Value};
-use crate::filter::{Dated, Evaluation, FailResult, Filter, LineError, Rules, py_str, value_to_py};
+use crate::filter::{
+    Dated, Dater, Evaluation, FailResult, Filter, FoundDate, LineError, Rules, py_str, value_to_py,
+};
 use crate::ipaddr::IpAddr;
 use crate::optparse::{self, Action, Opt, Stop};
 use crate::pyvalue::{PyValue, float_repr, str_repr};
@@ -526,6 +528,9 @@ impl Tool {
                 None => Vec::new(),
             },
             Work::Evaluated(ev) => self.filter.finish(ev),
+            Work::Found(_) | Work::FoundEvaluated(..) => {
+                unreachable!("found dates are converted before the line is tested")
+            }
         };
         if !self.filter.ignore_hits().is_empty() {
             self.line_ignored = true;
@@ -601,6 +606,10 @@ impl Tool {
     fn process<R: BufRead + Send>(&mut self, lines: LineSource<R>) -> Result<(), Fail> {
         let t0 = Instant::now();
         let mut dater = self.filter.take_dater();
+        // the reader only finds the dates; this thread converts them, in
+        // line order, after the evaluation (see `Item::settle`)
+        let defer = dater.can_defer_conversion();
+        let mut tail = (dater.split_tail(), dater.converter());
         let rules = self.filter.rules().clone();
         // one evaluating thread: each regex then stays with one thread (a
         // regex searched from several threads at once shares its automaton
@@ -613,21 +622,24 @@ impl Tool {
                 let mut lines = lines;
                 let mut batch = Vec::with_capacity(BATCH);
                 let mut seq = 0;
-                while let Some(raw) = lines.next_line() {
+                let mut raw = String::new();
+                while lines.next_line(&mut raw) {
                     let line = raw.trim_end_matches(['\r', '\n']);
                     if line.starts_with('#') || line.is_empty() {
                         continue;
                     }
-                    let dated = dater.date_line(line);
-                    let failed = dated.is_err();
-                    let orig = match &dated {
-                        Ok(Some(d)) if d.tuple.joined().len() == line.len() => None,
-                        _ => Some(line.to_string()),
+                    let mut failed = false;
+                    let item = if defer {
+                        Item {
+                            work: Work::Found(dater.find_date(line)),
+                            orig: None,
+                        }
+                    } else {
+                        let dated = dater.date_line(line);
+                        failed = dated.is_err();
+                        Item::from_dated(dated, line)
                     };
-                    batch.push(Item {
-                        work: Work::Line(dated),
-                        orig,
-                    });
+                    batch.push(item);
                     if batch.len() == BATCH || failed {
                         if tx.send((seq, std::mem::take(&mut batch))).is_err() || failed {
                             return dater;
@@ -673,6 +685,7 @@ impl Tool {
                 while let Some(batch) = pending.remove(&want) {
                     want += 1;
                     for item in batch {
+                        let item = item.settle(&mut tail.0, &tail.1);
                         if let Err(e) = self.process_item(item) {
                             outcome = Err(e);
                             break 'batches;
@@ -684,8 +697,11 @@ impl Tool {
             let dater = producer.join().expect("line reader thread");
             (outcome, dater)
         });
-        let (outcome, dater) = outcome;
+        let (outcome, mut dater) = outcome;
         drop(rules);
+        if defer {
+            dater.join_tail(tail.0);
+        }
         self.filter.put_dater(dater);
         outcome?;
         self.elapsed = Some(t0.elapsed().as_secs_f64());
@@ -694,17 +710,20 @@ impl Tool {
 
     /// Tests one dated line and counts it.
     fn process_item(&mut self, item: Item) -> Result<(), Fail> {
-        let line = match (&item.orig, item.dated()) {
-            (Some(orig), _) => orig.clone(),
-            (None, Some(d)) => d.tuple.joined().to_string(),
+        // the line's text, copied only when it is kept
+        let tuple = item.dated().map(|d| d.tuple.clone());
+        let Item { work, orig } = item;
+        let line = move || match (orig, tuple) {
+            (Some(orig), _) => orig,
+            (None, Some(t)) => t.joined().to_string(),
             (None, None) => String::new(),
         };
         let te = if self.opts.debuggex {
-            item.dated().map(|d| d.tuple.undated())
+            work_dated(&work).map(|d| d.tuple.undated())
         } else {
             None
         };
-        let (ret, is_ignored) = match self.test_line(item.work) {
+        let (ret, is_ignored) = match self.test_line(work) {
             Ok(x) => x,
             Err(e) => {
                 self.out.flush().ok();
@@ -724,7 +743,7 @@ impl Tool {
                 && (self.opts.print_all_ignored
                     || self.stats.ignored as i64 <= self.print_limit + 1)
             {
-                self.stats.ignored_lines.push(line);
+                self.stats.ignored_lines.push(line());
                 if let Some(t) = te {
                     self.stats.ignored_lines_te.push(t);
                 }
@@ -732,7 +751,7 @@ impl Tool {
         } else if !ret.is_empty() {
             self.stats.matched += 1;
             if self.opts.print_all_matched {
-                self.stats.matched_lines.push(line);
+                self.stats.matched_lines.push(line());
                 if let Some(t) = te {
                     self.stats.matched_lines_te.push(t);
                 }
@@ -742,7 +761,7 @@ impl Tool {
             if !self.opts.print_no_missed
                 && (self.opts.print_all_missed || self.stats.missed <= self.print_limit + 1)
             {
-                self.stats.missed_lines.push(line);
+                self.stats.missed_lines.push(line());
                 if let Some(t) = te {
                     self.stats.missed_lines_te.push(t);
                 }
@@ -1165,25 +1184,82 @@ struct Item {
 enum Work {
     Line(Result<Option<Dated>, LineError>),
     Evaluated(Evaluation),
+    /// A line whose date is found but not converted yet.
+    Found(FoundDate),
+    /// Such a line, evaluated.
+    FoundEvaluated(FoundDate, Evaluation),
 }
 
 impl Item {
+    /// A dated line (`line`: the raw line).
+    fn from_dated(dated: Result<Option<Dated>, LineError>, line: &str) -> Item {
+        let orig = match &dated {
+            Ok(Some(d)) if d.tuple.joined().len() == line.len() => None,
+            _ => Some(line.to_string()),
+        };
+        Item {
+            work: Work::Line(dated),
+            orig,
+        }
+    }
+
     /// Evaluates the regexes of a dated line (a worker's job).
     fn evaluate(self, rules: &Rules) -> Item {
         let work = match self.work {
             Work::Line(Ok(Some(d))) => Work::Evaluated(rules.evaluate(d)),
+            Work::Found(found) => {
+                let ev = rules.evaluate(Dated {
+                    tuple: found.tuple().clone(),
+                    date: None,
+                    no_date: false,
+                });
+                Work::FoundEvaluated(found, ev)
+            }
             other => other,
         };
         Item { work, ..self }
     }
 
+    /// Converts the date of a line found by the reader (in line order, with
+    /// the conversion half of the dater): the item is then as if the
+    /// reader had dated it.  An evaluation whose text the conversion
+    /// changed is dropped, the line is then evaluated again.
+    fn settle(self, tail: &mut Dater, conv: &DateConverter) -> Item {
+        let (found, ev) = match self.work {
+            Work::Found(found) => (found, None),
+            Work::FoundEvaluated(found, ev) => (found, Some(ev)),
+            _ => return self,
+        };
+        let raw = found.tuple().clone();
+        let dated = tail.convert_date(found, conv);
+        let item = Item::from_dated(dated, raw.joined());
+        match (item.work, ev) {
+            (Work::Line(Ok(Some(d))), Some(ev)) => Item {
+                work: match ev.with_dated(d) {
+                    Ok(ev) => Work::Evaluated(ev),
+                    Err(d) => Work::Line(Ok(Some(d))),
+                },
+                orig: item.orig,
+            },
+            (work, _) => Item {
+                work,
+                orig: item.orig,
+            },
+        }
+    }
+
     /// The dated line, if there is one.
     fn dated(&self) -> Option<&Dated> {
-        match &self.work {
-            Work::Line(Ok(Some(d))) => Some(d),
-            Work::Evaluated(ev) => Some(ev.dated()),
-            Work::Line(_) => None,
-        }
+        work_dated(&self.work)
+    }
+}
+
+/// The dated line of some work, if there is one.
+fn work_dated(work: &Work) -> Option<&Dated> {
+    match work {
+        Work::Line(Ok(Some(d))) => Some(d),
+        Work::Evaluated(ev) => Some(ev.dated()),
+        Work::Line(_) | Work::Found(_) | Work::FoundEvaluated(..) => None,
     }
 }
 
@@ -1418,23 +1494,32 @@ impl Encoding {
         }
     }
 
-    /// Decodes a line as Python's `decode(enc, 'replace')`.
-    fn decode(self, bytes: &[u8]) -> (String, bool) {
+    /// Decodes a line as Python's `decode(enc, 'replace')` into `out`
+    /// (cleared first); false when a character had to be replaced.
+    fn decode_into(self, bytes: &[u8], out: &mut String) -> bool {
+        out.clear();
         match self {
             Encoding::Utf8 => match std::str::from_utf8(bytes) {
-                Ok(s) => (s.to_string(), true),
-                Err(_) => (String::from_utf8_lossy(bytes).into_owned(), false),
+                Ok(s) => {
+                    out.push_str(s);
+                    true
+                }
+                Err(_) => {
+                    out.push_str(&String::from_utf8_lossy(bytes));
+                    false
+                }
             },
-            Encoding::Latin1 => (bytes.iter().map(|&b| b as char).collect(), true),
+            Encoding::Latin1 => {
+                out.extend(bytes.iter().map(|&b| b as char));
+                true
+            }
             Encoding::Ascii => {
-                let ok = bytes.is_ascii();
-                (
+                out.extend(
                     bytes
                         .iter()
-                        .map(|&b| if b < 128 { b as char } else { '\u{fffd}' })
-                        .collect(),
-                    ok,
-                )
+                        .map(|&b| if b < 128 { b as char } else { '\u{fffd}' }),
+                );
+                bytes.is_ascii()
             }
         }
     }
@@ -1454,11 +1539,18 @@ enum LineSource<R: BufRead> {
 }
 
 impl<R: BufRead> LineSource<R> {
-    /// The next complete line (with its line end); a last line without a
-    /// line end is not returned, as fail2ban waits for it to be finished.
-    fn next_line(&mut self) -> Option<String> {
+    /// Reads the next complete line (with its line end) into `out`; a last
+    /// line without a line end is not returned, as fail2ban waits for it to
+    /// be finished.
+    fn next_line(&mut self, out: &mut String) -> bool {
         match self {
-            LineSource::List(it) => it.next(),
+            LineSource::List(it) => match it.next() {
+                Some(line) => {
+                    *out = line;
+                    true
+                }
+                None => false,
+            },
             LineSource::File {
                 reader,
                 buf,
@@ -1468,19 +1560,15 @@ impl<R: BufRead> LineSource<R> {
             } => {
                 buf.clear();
                 match reader.read_until(b'\n', buf) {
-                    Ok(0) | Err(_) => None,
+                    Ok(0) | Err(_) => false,
                     Ok(_) => {
-                        let (text, ok) = enc.decode(buf);
+                        let ok = enc.decode_into(buf, out);
                         if !ok && !*warned {
                             *warned = true;
                             log::warn!(target: "fail2ban.filter",
                                 "Error decoding line from '{name}' with '{}'.", enc.name());
                         }
-                        if text.ends_with('\n') || text.ends_with('\r') {
-                            Some(text)
-                        } else {
-                            None
-                        }
+                        out.ends_with('\n') || out.ends_with('\r')
                     }
                 }
             }

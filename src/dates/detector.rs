@@ -79,11 +79,11 @@ impl TemplateInfo {
 }
 
 /// The date found in a line by [`DateDetector::match_time`] (lines up to
-/// 4 GiB).
-#[derive(Debug, Clone, Copy)]
+/// 4 GiB), with the template that found it.
+#[derive(Debug, Clone)]
 pub struct TimeMatch {
     template: usize,
-    id: usize,
+    found_by: Arc<Template>,
     whole: (usize, usize),
     cut: (usize, usize),
     values: [(u32, u32); MAX_VALUES],
@@ -129,11 +129,47 @@ pub struct DateDetector {
     last_end: (i64, Option<char>, Option<char>),
     last_index: usize,
     first_unused: usize,
-    default_tz: Option<i32>,
     caps: Captures,
     spare: Captures,
-    clock: LocalClock,
+    converter: DateConverter,
     weight_changes: u64,
+}
+
+/// The conversion of a found date into a timestamp: the zone of dates
+/// without one (`logtimezone`) and the local clock.  A detector has one; a
+/// clone (with an empty conversion cache) serves another thread, so that
+/// dates can be converted apart from (and after) their detection.
+#[derive(Debug, Default)]
+pub struct DateConverter {
+    default_tz: Option<i32>,
+    clock: LocalClock,
+}
+
+impl Clone for DateConverter {
+    fn clone(&self) -> Self {
+        DateConverter {
+            default_tz: self.default_tz,
+            clock: LocalClock::default(),
+        }
+    }
+}
+
+impl DateConverter {
+    /// The timestamp of a date found by [`DateDetector::match_time`] in
+    /// the same `line` (fail2ban's `getTime`).  `Ok(None)`: the date text
+    /// is not a valid date; `Err`: an exception that escapes in Python (an
+    /// unknown zone abbreviation, ...).
+    pub fn get_time(&self, line: &str, m: &TimeMatch) -> Result<Option<Timestamp>, DateError> {
+        let value = |slot: usize| {
+            let (a, b) = m.values[slot];
+            if a == u32::MAX {
+                None
+            } else {
+                line.get(a as usize..b as usize)
+            }
+        };
+        m.found_by.time_of(value, self.default_tz, &self.clock)
+    }
 }
 
 impl Default for DateDetector {
@@ -146,7 +182,7 @@ impl std::fmt::Debug for DateDetector {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("DateDetector")
             .field("templates", &self.entries)
-            .field("default_tz", &self.default_tz)
+            .field("default_tz", &self.converter.default_tz)
             .finish_non_exhaustive()
     }
 }
@@ -160,8 +196,6 @@ fn coarse_now() -> f64 {
     ts.tv_sec as f64 + ts.tv_nsec as f64 * 1e-9
 }
 
-/// Searches `line[pos..endpos]` with Python's `search(line, pos, endpos)`;
-/// counts the template's search hit.
 /// The groups of the last date a template found at a line's start, reused
 /// when the next line starts with the same text: for a template whose
 /// automaton gives Python's exact span, equal text up to one character
@@ -194,7 +228,11 @@ fn search_line(memo: &mut Option<Memo>, t: &Template, line: &str, caps: &mut Cap
         t.count_hit();
         return true;
     }
-    let hit = search(t, line, 0, line.len(), caps);
+    // the automaton found where the match starts: one step of the search
+    let hit = t.regex.match_at_into(line, s, caps);
+    if hit {
+        t.count_hit();
+    }
     if hit && s == 0 && caps.span() == (s, e) {
         let key_end = line[e..].chars().next().map_or(e, |c| e + c.len_utf8());
         let m = memo.get_or_insert_with(|| Memo {
@@ -210,6 +248,8 @@ fn search_line(memo: &mut Option<Memo>, t: &Template, line: &str, caps: &mut Cap
     hit
 }
 
+/// Searches `line[pos..endpos]` with Python's `search(line, pos, endpos)`;
+/// counts the template's search hit.
 fn search(t: &Template, line: &str, pos: usize, endpos: usize, caps: &mut Captures) -> bool {
     if pos > endpos {
         return false;
@@ -243,10 +283,9 @@ impl DateDetector {
             last_end: (FAR, None, None),
             last_index: usize::MAX,
             first_unused: 0,
-            default_tz: None,
             caps: Captures::default(),
             spare: Captures::default(),
-            clock: LocalClock::default(),
+            converter: DateConverter::default(),
             weight_changes,
         }
     }
@@ -316,7 +355,7 @@ impl DateDetector {
 
     /// Sets `logtimezone`: dates without a zone are taken in this zone.
     pub fn set_default_tz(&mut self, tz: Option<&str>) -> Result<(), DateError> {
-        self.default_tz = tz.map(time_zone_offset).transpose()?;
+        self.converter.default_tz = tz.map(time_zone_offset).transpose()?;
         Ok(())
     }
 
@@ -471,7 +510,7 @@ impl DateDetector {
         }
         TimeMatch {
             template: i,
-            id: Arc::as_ptr(template) as usize,
+            found_by: template.clone(),
             whole,
             cut,
             values,
@@ -515,26 +554,12 @@ impl DateDetector {
     /// is not a valid date; `Err`: an exception that escapes in Python (an
     /// unknown zone abbreviation, ...).
     pub fn get_time(&self, line: &str, m: &TimeMatch) -> Result<Option<Timestamp>, DateError> {
-        let entry = match self.entries.get(m.template) {
-            Some(e) if Arc::as_ptr(&e.template) as usize == m.id => e,
-            _ => match self
-                .entries
-                .iter()
-                .find(|e| Arc::as_ptr(&e.template) as usize == m.id)
-            {
-                Some(e) => e,
-                None => return Ok(None),
-            },
-        };
-        let value = |slot: usize| {
-            let (a, b) = m.values[slot];
-            if a == u32::MAX {
-                None
-            } else {
-                line.get(a as usize..b as usize)
-            }
-        };
-        entry.template.time_of(value, self.default_tz, &self.clock)
+        self.converter.get_time(line, m)
+    }
+
+    /// This detector's converter (its zone and local clock).
+    pub fn converter(&self) -> &DateConverter {
+        &self.converter
     }
 }
 

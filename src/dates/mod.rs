@@ -22,7 +22,7 @@ mod template;
 
 use std::fmt;
 
-pub use detector::{DateDetector, TemplateInfo, TimeMatch};
+pub use detector::{DateConverter, DateDetector, TemplateInfo, TimeMatch};
 pub use template::TemplateCache;
 
 use crate::pyvalue::{PyValue, str_repr};

@@ -739,28 +739,34 @@ pub(crate) trait Clock {
     fn mktime(&self, naive: i64) -> Result<f64, DateError>;
 }
 
-/// Cached minutes (the index is 4 bits of a hash).
+/// Cached hours (the index is 4 bits of a hash).
 const MKTIME_SLOTS: usize = 16;
+/// The span of naive local time one cache slot covers.
+const MKTIME_SPAN: i64 = 3600;
 
 /// The process clock (`crate::mytime::now()`, the C library's local time),
-/// with small caches so that a stream of lines from the same minute costs
-/// neither a `localtime` nor a `mktime` call per line.
+/// with small caches so that a stream of lines from the same hour costs
+/// neither a `localtime` nor a `mktime` call per line (glibc's `mktime`
+/// checks the zone file with a system call each time).
 ///
-/// A minute is cached as (minute, `mktime` of its start, unique): the UTC
-/// offset never changes inside a minute, so the seconds are added.  Minutes
-/// inside a DST gap or overlap are not unique; their conversions always call
-/// `mktime`, as Python does, after replaying the last conversion.
+/// An hour is cached as (hour, `mktime` of its start, unique), unique when
+/// its first and its last second each have exactly one instant, at the
+/// same UTC offset.  The uniqueness check already assumes that the offset
+/// changes at most once in a day; an offset that is the same at both ends
+/// of the hour therefore holds throughout, and the seconds are added.
+/// Hours with a DST gap or overlap are not unique; their conversions always
+/// call `mktime`, as Python does, after replaying the last conversion.
 #[derive(Debug)]
 pub(crate) struct LocalClock {
     now: Cell<(i64, i64)>,
-    minutes: [Cell<(i64, f64, bool)>; MKTIME_SLOTS],
+    hours: [Cell<(i64, f64, bool)>; MKTIME_SLOTS],
 }
 
 impl Default for LocalClock {
     fn default() -> Self {
         LocalClock {
             now: Cell::new((i64::MIN, 0)),
-            minutes: std::array::from_fn(|_| Cell::new((i64::MIN, 0.0, false))),
+            hours: std::array::from_fn(|_| Cell::new((i64::MIN, 0.0, false))),
         }
     }
 }
@@ -804,14 +810,14 @@ impl Clock for LocalClock {
     }
 
     fn mktime(&self, naive: i64) -> Result<f64, DateError> {
-        let minute = naive.div_euclid(60);
-        let seconds = naive.rem_euclid(60);
-        // Fibonacci hashing: minutes a whole number of years apart must not
+        let hour = naive.div_euclid(MKTIME_SPAN);
+        let seconds = naive.rem_euclid(MKTIME_SPAN);
+        // Fibonacci hashing: hours a whole number of years apart must not
         // share a slot
-        let index = (minute as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 60;
-        let slot = &self.minutes[index as usize];
+        let index = (hour as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 60;
+        let slot = &self.hours[index as usize];
         let (key, base, unique) = slot.get();
-        if key == minute && unique {
+        if key == hour && unique {
             if LAST_LOCAL.load(Ordering::Relaxed) != naive {
                 LAST_LOCAL.store(naive, Ordering::Relaxed);
             }
@@ -825,7 +831,10 @@ impl Clock for LocalClock {
         let t = mktime(naive)?;
         LAST_LOCAL.store(naive, Ordering::Relaxed);
         let start = t as i64 - seconds;
-        slot.set((minute, start as f64, unique_local_time(minute * 60, start)));
+        let (first, last) = (hour * MKTIME_SPAN, MKTIME_SPAN - 1);
+        let unique =
+            unique_local_time(first, start) && unique_local_time(first + last, start + last);
+        slot.set((hour, start as f64, unique));
         Ok(t)
     }
 }
@@ -954,7 +963,15 @@ impl FieldPlan {
     }
 }
 
+#[inline]
 fn int_field(text: &str) -> Result<Option<i64>, DateError> {
+    // the usual field: one to four ASCII digits
+    let b = text.as_bytes();
+    if (1..=4).contains(&b.len()) && b.iter().all(u8::is_ascii_digit) {
+        return Ok(Some(
+            b.iter().fold(0i64, |v, d| v * 10 + i64::from(d - b'0')),
+        ));
+    }
     match py_int(text) {
         PyInt::Value(v) => Ok(Some(v)),
         PyInt::Invalid => Ok(None),

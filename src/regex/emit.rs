@@ -6,7 +6,13 @@
 //! [`super::charset`], so neither the crate's `\w`, `\d`, `\s` nor its
 //! `(?i)` is relied on, and no group is emitted.
 //!
-//! Constructs without a regular equivalent are *relaxed*: look-arounds
+//! A back-reference to a group of one character (fail2ban's date
+//! separators, `(?P<_sep>[-/.])...(?P=_sep)`) stays exact: the rest of the
+//! sequence after the group is emitted once per character of the group,
+//! with the reference as that character (the alternatives start with
+//! different characters, so their order does not matter).
+//!
+//! Other constructs without a regular equivalent are *relaxed*: look-arounds
 //! dropped, a back-reference replaced by a copy of its group's pattern, a
 //! conditional by both branches, atomic groups and possessive repeats by
 //! plain ones.  The result accepts a superset of Python's matches, so its
@@ -550,7 +556,12 @@ struct Emitter<'a> {
     track_tail: bool,
     /// Whether classes are cut down to ASCII (see [`emit_ascii`]).
     ascii_only: bool,
+    /// Back-references known to stand for one character (group, char).
+    known_refs: Vec<(usize, u32)>,
 }
+
+/// Most characters a group may have to be expanded ([`Emitter::seq`]).
+const MAX_EXPANDED: usize = 8;
 
 #[derive(Clone)]
 struct Ctx {
@@ -579,6 +590,7 @@ fn emit_with(parsed: &Parsed, ascii_only: bool) -> Emitted {
         copy: false,
         track_tail: has_assert(&parsed.seq),
         ascii_only,
+        known_refs: Vec::new(),
     };
     let ctx = Ctx {
         flags: parsed.flags,
@@ -608,6 +620,9 @@ impl<'a> Emitter<'a> {
     fn seq(&mut self, out: &mut String, seq: &[Item], ctx: &Ctx) -> Tail {
         let mut c = ctx.clone();
         for (i, item) in seq.iter().enumerate() {
+            if let Some((group, chars)) = self.expandable(seq, i, c.flags) {
+                return self.expand(out, group, &chars, &seq[i + 1..], &c);
+            }
             if let Item::Assert {
                 behind,
                 negate,
@@ -626,6 +641,76 @@ impl<'a> Emitter<'a> {
             }
         }
         c.prev
+    }
+
+    /// Whether `seq[i]` is a group of one character, without case variants
+    /// and of at most [`MAX_EXPANDED`] characters, that is referred to (by
+    /// `(?P=name)` only) in `seq[i + 1..]` and nowhere else: its group
+    /// number and characters.
+    fn expandable(&self, seq: &[Item], i: usize, flags: u32) -> Option<(usize, Vec<u32>)> {
+        if self.copy {
+            return None;
+        }
+        let Item::Group {
+            group: Some(g),
+            add,
+            del,
+            body,
+        } = &seq[i]
+        else {
+            return None;
+        };
+        let [single] = body.as_slice() else {
+            return None;
+        };
+        let set = item_set(single, combine_flags(flags, *add, *del))?;
+        let mut chars = Vec::new();
+        for &(a, b) in set.ranges() {
+            if chars.len() + (b - a) as usize >= MAX_EXPANDED {
+                return None;
+            }
+            chars.extend(a..=b);
+        }
+        let caseless = chars.iter().all(|&c| {
+            literal_set(c, CaseMode::Unicode) == CharSet::single(c)
+                && literal_set(c, CaseMode::Ascii) == CharSet::single(c)
+        });
+        let (here, used) = ref_counts(&seq[i + 1..], *g);
+        let (total, total_used) = ref_counts(&self.parsed.seq, *g);
+        (caseless && here > 0 && here == total && !used && !total_used).then_some((*g, chars))
+    }
+
+    /// Emits `rest` once per character of group `group`, after it:
+    /// `(?:c1 rest|c2 rest|...)` with the references as `ci`.
+    fn expand(
+        &mut self,
+        out: &mut String,
+        group: usize,
+        chars: &[u32],
+        rest: &[Item],
+        ctx: &Ctx,
+    ) -> Tail {
+        out.push_str("(?:");
+        let mut tail: Option<Tail> = None;
+        for (k, &c) in chars.iter().enumerate() {
+            if k > 0 {
+                out.push('|');
+            }
+            push_char(out, c);
+            self.known_refs.push((group, c));
+            let inner = Ctx {
+                flags: ctx.flags,
+                prev: Tail::chars(CharSet::single(c)),
+            };
+            let t = self.seq(out, rest, &inner);
+            self.known_refs.pop();
+            tail = Some(match tail {
+                None => t,
+                Some(u) => u.union(&t),
+            });
+        }
+        out.push(')');
+        tail.unwrap_or_else(|| ctx.prev.clone())
     }
 
     /// Emits alternatives; returns the union of their tails.
@@ -693,6 +778,10 @@ impl<'a> Emitter<'a> {
                 ctx.prev.clone()
             }
             Item::GroupRef(g) => {
+                if let Some(&(_, c)) = self.known_refs.iter().rev().find(|(k, _)| k == g) {
+                    push_char(out, c);
+                    return Tail::chars(CharSet::single(c));
+                }
                 self.groupref(out, *g, ctx);
                 ctx.prev.then(&Tail::unknown())
             }
@@ -880,6 +969,35 @@ impl<'a> Emitter<'a> {
         let parsed: &'a Parsed = self.parsed;
         find(&parsed.seq, g, parsed.flags)
     }
+}
+
+/// How many `(?P=g)` references to group `g` occur in `seq`, and whether
+/// a conditional `(?(g)...)` tests it.
+fn ref_counts(seq: &[Item], g: usize) -> (usize, bool) {
+    let mut refs = 0;
+    let mut tested = false;
+    for item in seq {
+        let (r, t) = match item {
+            Item::GroupRef(k) => (usize::from(*k == g), false),
+            Item::Group { body, .. }
+            | Item::Repeat { body, .. }
+            | Item::Atomic(body)
+            | Item::Assert { body, .. } => ref_counts(body, g),
+            Item::Branch(alts) => alts.iter().fold((0, false), |(r, t), a| {
+                let (r2, t2) = ref_counts(a, g);
+                (r + r2, t || t2)
+            }),
+            Item::GroupRefExists { group, yes, no, .. } => {
+                let (r, t) = ref_counts(yes, g);
+                let (r2, t2) = no.as_deref().map_or((0, false), |n| ref_counts(n, g));
+                (r + r2, t || t2 || *group == g)
+            }
+            _ => (0, false),
+        };
+        refs += r;
+        tested |= t;
+    }
+    (refs, tested)
 }
 
 /// Whether a look-around occurs.

@@ -146,10 +146,23 @@ impl fmt::Display for Error {
 impl std::error::Error for Error {}
 
 /// Spans of the groups of one match (index 0 is the whole match), byte offsets.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Default, PartialEq, Eq)]
 pub struct Captures {
     /// Start and end of each group, flattened.
     slots: Vec<Option<usize>>,
+}
+
+impl Clone for Captures {
+    fn clone(&self) -> Self {
+        Captures {
+            slots: self.slots.clone(),
+        }
+    }
+
+    /// Copies into the existing allocation.
+    fn clone_from(&mut self, source: &Self) {
+        self.slots.clone_from(&source.slots);
+    }
 }
 
 impl Captures {

@@ -182,6 +182,11 @@ impl PyRegexSet {
                 if !automaton.which(text, matched) {
                     return false;
                 }
+                if ascii {
+                    // the word boundaries agree on ASCII texts
+                    out.extend(matched.iter().map(|pid| self.ids[pid.as_usize()]));
+                    return true;
+                }
                 for (pid, &i) in self.ids.iter().enumerate() {
                     let m = &self.members[i];
                     if matched.contains(PatternID::must(pid))

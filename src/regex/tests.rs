@@ -297,7 +297,10 @@ fn fail2ban_shapes_stay_exact_on_the_regex_crate() {
     assert!(exact(r"(?iu)^(\w+)(?=\b|\W|$)"));
     assert!(exact(r"(a|)*b"));
     assert!(!exact(r"^user (?!root)\S+"));
-    assert!(!exact(r"(?P<_sep>[-/.])\d+(?P=_sep)"));
+    // a one-character group's reference is expanded, a longer one relaxed
+    assert!(exact(r"(?P<_sep>[-/.])\d+(?P=_sep)"));
+    assert!(!exact(r"(?P<_sep>[-/.]+)\d+(?P=_sep)"));
+    assert!(!exact(r"(?i)(?P<_sep>[a.])\d+(?P=_sep)"));
     assert!(!exact(r"^(?P<cond>x)?a(?(cond)b|c)$"));
     assert!(!exact(r"(?>a+)b"));
     assert!(!exact(r"a*+"));
@@ -307,6 +310,12 @@ fn fail2ban_shapes_stay_exact_on_the_regex_crate() {
 fn relaxed_patterns_are_decided_by_the_backtracker() {
     let re = PyRegex::new(r"x(?!1)\d").unwrap();
     assert_eq!(spans(&re, "x1 x2"), Some(vec![Some((3, 5))]));
+    let re = PyRegex::new(r"(?P<s>[-/.])\d+(?P=s)\d").unwrap();
+    assert_eq!(
+        spans(&re, "1-2/3.4/5/6"),
+        Some(vec![Some((7, 11)), Some((7, 8))])
+    );
+    assert_eq!(re.automaton_span("1-2/3.4/5/6"), Some(Some((7, 11))));
     let re = PyRegex::new(r"(?P<a>\w)(?P=a)").unwrap();
     assert_eq!(spans(&re, "abccd"), Some(vec![Some((2, 4)), Some((2, 3))]));
     let re = PyRegex::new(r"(\w+)$").unwrap();
