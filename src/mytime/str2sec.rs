@@ -15,6 +15,7 @@
 
 use crate::pyvalue::PyValue;
 use crate::regex::PyRegex;
+use std::sync::LazyLock;
 
 /// The unit words and their factors, in Python's replacement order.
 const UNITS: [(&str, &str); 7] = [
@@ -27,10 +28,25 @@ const UNITS: [(&str, &str); 7] = [
     ("hours?|hou?|hh?", "*3600"),
 ];
 
+/// The patterns of [`str2seconds`], compiled once: a digit after a letter,
+/// each of [`UNITS`], then digits separated by blanks.
+static PATTERNS: LazyLock<Vec<PyRegex>> = LazyLock::new(|| {
+    let mut patterns = vec![r"(?i)(?<=[a-z])(\d)".to_string()];
+    patterns.extend(
+        UNITS
+            .iter()
+            .map(|(units, _)| format!(r"(?i)(?<=[\d\s])({units})\b")),
+    );
+    patterns.push(r"(\d)\s+(\d)".to_string());
+    patterns
+        .iter()
+        .map(|p| PyRegex::new(p).expect("time expression pattern"))
+        .collect()
+});
+
 /// Python's `re.sub(pattern, repl, text)` where `repl` may refer to
 /// groups 1 and 2 as `\1`, `\2`.
-fn sub(pattern: &str, repl: &str, text: &str) -> String {
-    let re = PyRegex::new(pattern).expect("time expression pattern");
+fn sub(re: &PyRegex, repl: &str, text: &str) -> String {
     let mut out = String::with_capacity(text.len() + 16);
     let mut last = 0;
     let mut pos = 0;
@@ -68,11 +84,12 @@ fn sub(pattern: &str, repl: &str, text: &str) -> String {
 /// `float`, or whatever else the expression computes, such as a tuple), or
 /// the message of the exception Python raises.
 pub fn str2seconds(value: &str) -> Result<PyValue, String> {
-    let mut v = sub(r"(?i)(?<=[a-z])(\d)", r" \1", value);
-    for (units, factor) in UNITS {
-        v = sub(&format!(r"(?i)(?<=[\d\s])({units})\b"), factor, &v);
+    let re = &*PATTERNS;
+    let mut v = sub(&re[0], r" \1", value);
+    for (i, (_, factor)) in UNITS.iter().enumerate() {
+        v = sub(&re[i + 1], factor, &v);
     }
-    let v = sub(r"(\d)\s+(\d)", r"\1+\2", &v);
+    let v = sub(&re[UNITS.len() + 1], r"\1+\2", &v);
     eval(&v)
 }
 

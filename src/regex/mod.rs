@@ -73,8 +73,9 @@ mod tests;
 use backtrack::{Outcome, Program, Scratch};
 use regex_automata::{Input, meta};
 use std::cell::RefCell;
+use std::collections::BTreeMap;
 use std::fmt;
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 
 /// Compile flags, as Python's `re.MULTILINE`, `re.IGNORECASE`, `re.DOTALL`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -195,7 +196,16 @@ impl Captures {
 /// Compiling only parses (every error `re.compile` reports is a parse
 /// error); the automata and the backtracker's program are built on first
 /// use.
+///
+/// Like Python's `re`, compiling keeps a cache: the same pattern with the
+/// same flags compiled again (twenty jails of one filter) gives the same
+/// compiled regex, whose automata are then built once and shared.
+#[derive(Clone)]
 pub struct PyRegex {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
     pattern: String,
     parsed: Arc<parse::Parsed>,
     /// The crate form for ASCII haystacks and what is known of it.
@@ -204,6 +214,13 @@ pub struct PyRegex {
     /// The crate form for other haystacks.
     unicode_re: OnceLock<Option<meta::Regex>>,
 }
+
+/// The compiled regexes still in use, by pattern and flags.
+type Compiled = BTreeMap<(String, u32), Weak<Inner>>;
+
+/// The compile cache and the size at which it is next swept of regexes
+/// no longer in use.
+static COMPILED: Mutex<(Compiled, usize)> = Mutex::new((BTreeMap::new(), 0));
 
 /// The crate form of a pattern for ASCII haystacks, and the conditions
 /// under which the crate forms are exact.
@@ -227,7 +244,7 @@ struct Automaton {
 
 impl fmt::Debug for PyRegex {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "PyRegex({:?})", self.pattern)
+        write!(f, "PyRegex({:?})", self.inner.pattern)
     }
 }
 
@@ -261,33 +278,45 @@ impl PyRegex {
 
     /// Compiles `pattern` with `flags`.
     pub fn with_flags(pattern: &str, flags: Flags) -> Result<PyRegex, Error> {
+        let key = (pattern.to_string(), flags.bits());
+        let mut compiled = COMPILED.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(inner) = compiled.0.get(&key).and_then(Weak::upgrade) {
+            return Ok(PyRegex { inner });
+        }
         let parsed =
             parse::parse(pattern, flags.bits()).map_err(|e| Error::new(e.msg, e.pos, pattern))?;
-        Ok(PyRegex {
+        let inner = Arc::new(Inner {
             pattern: pattern.to_string(),
             parsed: Arc::new(parsed),
             automaton: OnceLock::new(),
             program: OnceLock::new(),
             unicode_re: OnceLock::new(),
-        })
+        });
+        let (map, sweep_at) = &mut *compiled;
+        if map.len() >= *sweep_at {
+            map.retain(|_, w| w.strong_count() > 0);
+            *sweep_at = (2 * map.len()).max(64);
+        }
+        map.insert(key, Arc::downgrade(&inner));
+        Ok(PyRegex { inner })
     }
 
     fn automaton(&self) -> &Automaton {
-        self.automaton.get_or_init(|| {
-            let em = emit::emit_ascii(&self.parsed);
+        self.inner.automaton.get_or_init(|| {
+            let em = emit::emit_ascii(&self.inner.parsed);
             let ascii_re = build_crate(&em.pattern);
             let ascii_pattern = em.pattern;
             Automaton {
                 exact: em.exact && ascii_re.is_some(),
                 crate_span_exact: !parse::has_nullable_repeat(
-                    &self.parsed.seq,
-                    &self.parsed.widths,
+                    &self.inner.parsed.seq,
+                    &self.inner.parsed.widths,
                 ),
                 uses_dollar: em.uses_dollar,
                 word_unicode: em.word_unicode,
                 word_ascii: em.word_ascii,
                 non_boundary: em.non_boundary,
-                at_start: backtrack::at_start(&self.parsed),
+                at_start: backtrack::at_start(&self.inner.parsed),
                 ascii_re,
                 ascii_pattern,
             }
@@ -295,27 +324,30 @@ impl PyRegex {
     }
 
     fn program(&self) -> &Program {
-        self.program.get_or_init(|| Program::new(&self.parsed))
+        self.inner
+            .program
+            .get_or_init(|| Program::new(&self.inner.parsed))
     }
 
     /// The Python pattern text.
     pub fn as_str(&self) -> &str {
-        &self.pattern
+        &self.inner.pattern
     }
 
     /// Number of capture groups, excluding group 0.
     pub fn groups(&self) -> usize {
-        self.parsed.groups
+        self.inner.parsed.groups
     }
 
     /// Named groups in order of definition, with their group index.
     pub fn group_names(&self) -> &[(String, usize)] {
-        &self.parsed.names
+        &self.inner.parsed.names
     }
 
     /// Index of the named group.
     pub fn group_index(&self, name: &str) -> Option<usize> {
-        self.parsed
+        self.inner
+            .parsed
             .names
             .iter()
             .find(|(n, _)| n == name)
@@ -378,8 +410,9 @@ impl PyRegex {
     }
 
     fn unicode_form(&self) -> Option<&meta::Regex> {
-        self.unicode_re
-            .get_or_init(|| build_crate(&emit::emit(&self.parsed).pattern))
+        self.inner
+            .unicode_re
+            .get_or_init(|| build_crate(&emit::emit(&self.inner.parsed).pattern))
             .as_ref()
     }
 
@@ -414,7 +447,7 @@ impl PyRegex {
             if caps.is_none() && exact {
                 return re.is_match(input);
             }
-            if exact && a.crate_span_exact && self.parsed.groups == 0 {
+            if exact && a.crate_span_exact && self.inner.parsed.groups == 0 {
                 let m = re.find(input);
                 if let Some(caps) = caps {
                     caps.slots.clear();

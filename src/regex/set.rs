@@ -19,11 +19,30 @@ use regex_automata::nfa::thompson;
 use regex_automata::util::pool::Pool;
 use regex_automata::{Input, MatchKind, PatternID, PatternSet};
 use std::cell::RefCell;
+use std::collections::BTreeMap;
 use std::panic::{RefUnwindSafe, UnwindSafe};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 
 /// Patterns tried together (see the module documentation).
+///
+/// Sets are cached as regexes are ([`PyRegex::with_flags`]): the same
+/// compiled regexes in the same order give the same set.
+#[derive(Clone)]
 pub struct PyRegexSet {
+    pub(super) inner: Arc<SetInner>,
+}
+
+/// The sets still in use, by the identities of their members.
+type Sets = BTreeMap<Vec<usize>, Weak<SetInner>>;
+
+/// The set cache and the size at which it is next swept of sets no
+/// longer in use.
+static SETS: Mutex<(Sets, usize)> = Mutex::new((BTreeMap::new(), 0));
+
+pub(super) struct SetInner {
+    /// The members, held so that the identities in the cache's key stay
+    /// theirs while the set lives (never read).
+    _members: Vec<PyRegex>,
     members: Vec<Member>,
     /// Members without a crate form of their own: always candidates.
     always: Vec<usize>,
@@ -105,6 +124,46 @@ impl PyRegexSet {
     /// A set of the given patterns; [`candidates`](Self::candidates)
     /// reports indices into `regexes`.
     pub fn new(regexes: &[&PyRegex]) -> PyRegexSet {
+        let key: Vec<usize> = regexes
+            .iter()
+            .map(|re| Arc::as_ptr(&re.inner) as usize)
+            .collect();
+        let mut sets = SETS.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(inner) = sets.0.get(&key).and_then(Weak::upgrade) {
+            return PyRegexSet { inner };
+        }
+        let inner = Arc::new(SetInner::new(regexes));
+        let (map, sweep_at) = &mut *sets;
+        if map.len() >= *sweep_at {
+            map.retain(|_, w| w.strong_count() > 0);
+            *sweep_at = (2 * map.len()).max(16);
+        }
+        map.insert(key, Arc::downgrade(&inner));
+        PyRegexSet { inner }
+    }
+
+    /// Number of patterns.
+    pub fn len(&self) -> usize {
+        self.inner.members.len()
+    }
+
+    /// Whether the set has no pattern.
+    pub fn is_empty(&self) -> bool {
+        self.inner.members.is_empty()
+    }
+
+    /// Replaces `out` with the indices (ascending) of the patterns that may
+    /// match somewhere in `text` (Python's `search(text)`): every pattern
+    /// that matches is among them, and on an ASCII text, for a pattern
+    /// whose automaton is exact there ([`PyRegex::automaton_span`]
+    /// answers), being listed means matching.
+    pub fn candidates(&self, text: &str, out: &mut Vec<usize>) {
+        self.inner.candidates(text, out);
+    }
+}
+
+impl SetInner {
+    fn new(regexes: &[&PyRegex]) -> SetInner {
         let mut members = Vec::with_capacity(regexes.len());
         let mut always = Vec::new();
         let mut ids = Vec::new();
@@ -119,12 +178,13 @@ impl PyRegexSet {
             if a.ascii_re.is_some() {
                 ids.push(i);
                 ascii_patterns.push(a.ascii_pattern.clone());
-                parsed.push(Arc::clone(&re.parsed));
+                parsed.push(Arc::clone(&re.inner.parsed));
             } else {
                 always.push(i);
             }
         }
-        PyRegexSet {
+        SetInner {
+            _members: regexes.iter().map(|&re| re.clone()).collect(),
             words: ids
                 .iter()
                 .any(|&i| members[i].word_unicode || members[i].word_ascii),
@@ -137,22 +197,8 @@ impl PyRegexSet {
         }
     }
 
-    /// Number of patterns.
-    pub fn len(&self) -> usize {
-        self.members.len()
-    }
-
-    /// Whether the set has no pattern.
-    pub fn is_empty(&self) -> bool {
-        self.members.is_empty()
-    }
-
-    /// Replaces `out` with the indices (ascending) of the patterns that may
-    /// match somewhere in `text` (Python's `search(text)`): every pattern
-    /// that matches is among them, and on an ASCII text, for a pattern
-    /// whose automaton is exact there ([`PyRegex::automaton_span`]
-    /// answers), being listed means matching.
-    pub fn candidates(&self, text: &str, out: &mut Vec<usize>) {
+    /// See [`PyRegexSet::candidates`].
+    fn candidates(&self, text: &str, out: &mut Vec<usize>) {
         out.clear();
         let ascii = text.is_ascii();
         let automaton = if ascii {

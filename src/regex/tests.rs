@@ -493,3 +493,39 @@ fn searches_allocate_nothing_once_warm() {
     assert_eq!(allocations() - before, 0, "searches allocated");
     assert!(hits > 20 * 10, "too few matches: {hits}");
 }
+
+/// Compiling a pattern again gives the same compiled regex while the first
+/// is in use (twenty jails of one filter build their automata once), with
+/// flags part of the identity; a set of the same regexes is the same set.
+#[test]
+fn compiling_again_shares_the_compiled_regex_and_set() {
+    let pattern = r"^cache test (?P<host>\S+) \d+$";
+    let a = PyRegex::new(pattern).unwrap();
+    let b = PyRegex::new(pattern).unwrap();
+    assert!(Arc::ptr_eq(&a.inner, &b.inner));
+    let i = PyRegex::with_flags(
+        pattern,
+        Flags {
+            ignorecase: true,
+            ..Flags::default()
+        },
+    )
+    .unwrap();
+    assert!(!Arc::ptr_eq(&a.inner, &i.inner));
+    assert!(i.is_match("CACHE TEST x 1"));
+    assert!(!a.is_match("CACHE TEST x 1"));
+    let s1 = PyRegexSet::new(&[&a, &i]);
+    let s2 = PyRegexSet::new(&[&b, &i]);
+    let s3 = PyRegexSet::new(&[&i, &a]);
+    assert!(Arc::ptr_eq(&s1.inner, &s2.inner));
+    assert!(!Arc::ptr_eq(&s1.inner, &s3.inner));
+    let mut out = Vec::new();
+    s3.candidates("CACHE TEST x 1", &mut out);
+    assert_eq!(out, vec![0]);
+    // no longer in use: compiled anew
+    let old = Arc::downgrade(&a.inner);
+    drop((a, b, s1, s2, s3));
+    assert!(old.upgrade().is_none());
+    let c = PyRegex::new(pattern).unwrap();
+    assert!(c.is_match("cache test x 1"));
+}
