@@ -220,9 +220,50 @@ pub fn float_repr(f: f64) -> String {
     format!("{sign}{body}")
 }
 
+/// Appends Python's `json.dumps` of the string `s`: quotes, the short
+/// escapes, `\uXXXX` for other control characters and, with
+/// `ensure_ascii` (Python's default), for everything outside `' '..='~'`
+/// (as UTF-16 units).
+pub fn json_string(out: &mut String, s: &str, ensure_ascii: bool) {
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            '\x08' => out.push_str("\\b"),
+            '\x0c' => out.push_str("\\f"),
+            ' '..='~' => out.push(c),
+            c if ensure_ascii || c < ' ' => {
+                let mut buf = [0u16; 2];
+                for unit in c.encode_utf16(&mut buf) {
+                    let _ = write!(out, "\\u{unit:04x}");
+                }
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The texts of Python's `json.dumps(s)` and `json.dumps(s,
+    /// ensure_ascii=False)`.
+    #[test]
+    fn json_strings_as_python_dumps_them() {
+        let s = "a\"\\\n\u{1}\u{e9}\u{1F600}\u{7f}";
+        let mut ascii = String::new();
+        json_string(&mut ascii, s, true);
+        assert_eq!(ascii, r#""a\"\\\n\u0001\u00e9\ud83d\ude00\u007f""#);
+        let mut kept = String::new();
+        json_string(&mut kept, s, false);
+        assert_eq!(kept, "\"a\\\"\\\\\\n\\u0001\u{e9}\u{1F600}\u{7f}\"");
+    }
 
     #[test]
     fn string_quoting_follows_python() {

@@ -18,7 +18,7 @@ use super::glob::glob;
 use super::ini::Section;
 use super::options::{extract_options, split_with_options, splitwords};
 use super::reader::{ConfigReader, OptDefault, OptKind, OptionSpec, ShareConfig, py_join};
-use crate::pyvalue::{PyValue, str_repr};
+use crate::pyvalue::{PyValue, json_string, str_repr};
 use indexmap::IndexMap;
 use std::path::Path;
 use std::rc::Rc;
@@ -100,36 +100,14 @@ fn str_of(opts: &IndexMap<String, PyValue>, name: &str) -> String {
 /// Python's `json.dumps` of a dict of strings (default separators,
 /// non-ASCII escaped).
 fn json_dumps(map: &IndexMap<String, String>) -> String {
-    fn string(out: &mut String, s: &str) {
-        out.push('"');
-        for c in s.chars() {
-            match c {
-                '"' => out.push_str("\\\""),
-                '\\' => out.push_str("\\\\"),
-                '\n' => out.push_str("\\n"),
-                '\r' => out.push_str("\\r"),
-                '\t' => out.push_str("\\t"),
-                '\x08' => out.push_str("\\b"),
-                '\x0c' => out.push_str("\\f"),
-                c if (' '..='~').contains(&c) => out.push(c),
-                c => {
-                    let mut buf = [0u16; 2];
-                    for unit in c.encode_utf16(&mut buf) {
-                        out.push_str(&format!("\\u{unit:04x}"));
-                    }
-                }
-            }
-        }
-        out.push('"');
-    }
     let mut out = String::from("{");
     for (i, (k, v)) in map.iter().enumerate() {
         if i > 0 {
             out.push_str(", ");
         }
-        string(&mut out, k);
+        json_string(&mut out, k, true);
         out.push_str(": ");
-        string(&mut out, v);
+        json_string(&mut out, v, true);
     }
     out.push('}');
     out

@@ -20,7 +20,7 @@ use crate::dates::Timestamp;
 use crate::failregex::{Groups, Value as GroupValue};
 use crate::failures::Ticket;
 use crate::ipaddr::{CIDR_UNSPEC, IpAddr};
-use crate::pyvalue::PyValue;
+use crate::pyvalue::{PyValue, json_string};
 
 /// Python's `json.dumps(v, ensure_ascii=False)`.
 pub fn dumps(v: &Value) -> String {
@@ -40,7 +40,7 @@ fn write_value(out: &mut String, v: &Value) {
             (None, None, Some(f)) => out.push_str(&float_text(f)),
             _ => out.push_str("null"),
         },
-        Value::String(s) => write_str(out, s),
+        Value::String(s) => json_string(out, s, false),
         Value::Array(items) => {
             out.push('[');
             for (i, item) in items.iter().enumerate() {
@@ -57,7 +57,7 @@ fn write_value(out: &mut String, v: &Value) {
                 if i > 0 {
                     out.push_str(", ");
                 }
-                write_str(out, k);
+                json_string(out, k, false);
                 out.push_str(": ");
                 write_value(out, item);
             }
@@ -75,24 +75,6 @@ fn float_text(f: f64) -> String {
     } else {
         crate::pyvalue::float_repr(f)
     }
-}
-
-fn write_str(out: &mut String, s: &str) {
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            '\u{8}' => out.push_str("\\b"),
-            '\u{c}' => out.push_str("\\f"),
-            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
 }
 
 /// A captured group as fail2ban's JSON adapter stores it: strings and

@@ -11,35 +11,11 @@
 //! `math.sqrt`, `math.pow`, `math.floor`, `math.ceil`, `float`, `int`,
 //! `abs`, `min`, `max`, `round`.
 
-use std::fmt;
+use crate::actions::Num;
 
-/// A number as Python has it.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum Num {
-    Int(i64),
-    Float(f64),
-}
-
-impl Num {
-    pub fn as_f64(self) -> f64 {
-        match self {
-            Num::Int(i) => i as f64,
-            Num::Float(f) => f,
-        }
-    }
-
-    fn truthy(self) -> bool {
-        self.as_f64() != 0.0
-    }
-}
-
-impl fmt::Display for Num {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Num::Int(i) => write!(f, "{i}"),
-            Num::Float(v) => f.write_str(&crate::pyvalue::float_repr(*v)),
-        }
-    }
+/// Python's truth of a number.
+fn truthy(n: Num) -> bool {
+    n.as_f64() != 0.0
 }
 
 /// The values of the names an expression may use.
@@ -368,7 +344,7 @@ fn eval(n: &Node, s: &Scope) -> Result<Num, String> {
             _ => s.factor,
         },
         Node::Cond(c, a, b) => {
-            if eval(c, s)?.truthy() {
+            if truthy(eval(c, s)?) {
                 eval(a, s)?
             } else {
                 eval(b, s)?
@@ -377,7 +353,7 @@ fn eval(n: &Node, s: &Scope) -> Result<Num, String> {
         Node::Unary(op, a) => {
             let v = eval(a, s)?;
             match (*op, v) {
-                ("not", v) => I(i64::from(!v.truthy())),
+                ("not", v) => I(i64::from(!truthy(v))),
                 ("-", I(i)) => I(i.checked_neg().ok_or("integer overflow")?),
                 ("-", F(f)) => F(-f),
                 ("~", I(i)) => I(!i),
@@ -387,11 +363,11 @@ fn eval(n: &Node, s: &Scope) -> Result<Num, String> {
         }
         Node::Binary("and", a, b) => {
             let x = eval(a, s)?;
-            if x.truthy() { eval(b, s)? } else { x }
+            if truthy(x) { eval(b, s)? } else { x }
         }
         Node::Binary("or", a, b) => {
             let x = eval(a, s)?;
-            if x.truthy() { x } else { eval(b, s)? }
+            if truthy(x) { x } else { eval(b, s)? }
         }
         Node::Binary(op, a, b) => binary(op, eval(a, s)?, eval(b, s)?)?,
         Node::Call(f, args) => {

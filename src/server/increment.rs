@@ -17,11 +17,12 @@
 //! `bantime.formula` and `bantime.factor` are evaluated by
 //! [`super::formula`] (numeric Python expressions).
 
+use crate::actions::Num;
 use crate::database::Database;
 use crate::failures::Ticket;
 use crate::mytime;
 use crate::pyvalue::PyValue;
-use crate::server::formula::{Expr, Num, Scope};
+use crate::server::formula::{Expr, Scope};
 use crate::server::jail::{BanTimeExtra, Jail};
 
 const LOG_OBSERVER: &str = "fail2ban.observer";
