@@ -25,6 +25,34 @@ pub enum PyValue {
 }
 
 impl PyValue {
+    /// Python's truth value (`bool(v)`).
+    pub fn truthy(&self) -> bool {
+        match self {
+            PyValue::None => false,
+            PyValue::Bool(b) => *b,
+            PyValue::Int(i) => *i != 0,
+            PyValue::Float(f) => *f != 0.0,
+            PyValue::Str(s) => !s.is_empty(),
+            PyValue::List(v) | PyValue::Tuple(v) | PyValue::Set(v) => !v.is_empty(),
+            PyValue::Dict(v) => !v.is_empty(),
+        }
+    }
+
+    /// Python's type name (`type(v).__name__`).
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            PyValue::None => "NoneType",
+            PyValue::Bool(_) => "bool",
+            PyValue::Int(_) => "int",
+            PyValue::Float(_) => "float",
+            PyValue::Str(_) => "str",
+            PyValue::List(_) => "list",
+            PyValue::Tuple(_) => "tuple",
+            PyValue::Dict(_) => "dict",
+            PyValue::Set(_) => "set",
+        }
+    }
+
     /// Shorthand for a string value.
     pub fn str(s: impl Into<String>) -> PyValue {
         PyValue::Str(s.into())

@@ -67,19 +67,6 @@ pub(crate) struct CommandAction {
     executed: HashMap<String, IndexMap<Family, String>>,
 }
 
-/// Python truthiness of a property value.
-pub(crate) fn truthy(v: &PyValue) -> bool {
-    match v {
-        PyValue::None => false,
-        PyValue::Bool(b) => *b,
-        PyValue::Int(i) => *i != 0,
-        PyValue::Float(f) => *f != 0.0,
-        PyValue::Str(s) => !s.is_empty(),
-        PyValue::List(v) | PyValue::Tuple(v) | PyValue::Set(v) => !v.is_empty(),
-        PyValue::Dict(v) => !v.is_empty(),
-    }
-}
-
 impl CommandAction {
     pub(crate) fn new(name: &str) -> CommandAction {
         let mut a = CommandAction {
@@ -162,7 +149,7 @@ impl CommandAction {
     }
 
     fn truthy(&self, key: &str) -> bool {
-        self.attrs.get(key).is_some_and(truthy)
+        self.attrs.get(key).is_some_and(PyValue::truthy)
     }
 
     pub(crate) fn norestored(&self) -> bool {
@@ -178,7 +165,7 @@ impl CommandAction {
     pub(crate) fn prolongable(&self) -> bool {
         match self.attrs.get("actionprolong") {
             Some(PyValue::Str(s)) => !s.is_empty() && !s.chars().all(char::is_whitespace),
-            Some(v) => truthy(v),
+            Some(v) => v.truthy(),
             None => false,
         }
     }
@@ -200,7 +187,7 @@ impl CommandAction {
     fn start_on_demand(&self) -> bool {
         match self.attrs.get("actionstart_on_demand") {
             Some(PyValue::None) | None => self.has_cond_section(),
-            Some(v) => truthy(v),
+            Some(v) => v.truthy(),
         }
     }
 

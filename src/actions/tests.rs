@@ -88,40 +88,50 @@ fn drive(a: &mut Actions, max: Duration) -> Vec<Event> {
 /// Runs the poll loop until `stop` holds for the events so far, nothing
 /// is left to do, or `max` passed.
 fn drive_until(a: &mut Actions, max: Duration, stop: impl Fn(&[Event]) -> bool) -> Vec<Event> {
+    drive_jails(std::slice::from_mut(a), max, stop)
+}
+
+/// Runs the poll loop of several jails' actions until `stop` holds for
+/// the events so far (of all of them), all are idle, or `max` passed.
+fn drive_jails(all: &mut [Actions], max: Duration, stop: impl Fn(&[Event]) -> bool) -> Vec<Event> {
     let start = Instant::now();
-    let mut events = a.take_events();
-    while !a.is_idle() && !stop(&events) && start.elapsed() < max {
-        let fds = a.fds();
+    let mut events: Vec<Event> = all.iter_mut().flat_map(Actions::take_events).collect();
+    while !all.iter().all(Actions::is_idle) && !stop(&events) && start.elapsed() < max {
+        let mut fds: Vec<(usize, RawFd)> = Vec::new();
         let mut wait = Duration::from_millis(100);
-        if let Some(d) = a.next_deadline() {
-            wait = wait.min(d.saturating_duration_since(Instant::now()));
+        for (i, a) in all.iter().enumerate() {
+            fds.extend(a.fds().into_iter().map(|fd| (i, fd)));
+            if let Some(d) = a.next_deadline() {
+                wait = wait.min(d.saturating_duration_since(Instant::now()));
+            }
         }
         let mut pfds: Vec<nix::poll::PollFd> = fds
             .iter()
-            .map(|&fd| {
-                // SAFETY: the descriptors belong to `a` and stay open until
-                // it is called again.
+            .map(|&(_, fd)| {
+                // SAFETY: the descriptors belong to the actions and stay
+                // open until they are called again.
                 nix::poll::PollFd::new(
                     unsafe { BorrowedFd::borrow_raw(fd) },
                     nix::poll::PollFlags::POLLIN,
                 )
             })
             .collect();
-        let ms = wait.as_millis().min(1000) as u16;
-        let _ = nix::poll::poll(&mut pfds, ms);
-        let ready: Vec<RawFd> = pfds
+        let _ = nix::poll::poll(&mut pfds, wait.as_millis().min(1000) as u16);
+        let ready: Vec<(usize, RawFd)> = pfds
             .iter()
             .zip(&fds)
             .filter(|(p, _)| p.revents().is_some_and(|r| !r.is_empty()))
             .map(|(_, fd)| *fd)
             .collect();
-        for fd in ready {
-            a.on_ready(fd);
+        for (i, fd) in ready {
+            all[i].on_ready(fd);
         }
-        if a.next_deadline().is_some_and(|d| d <= Instant::now()) {
-            a.on_timer(Instant::now());
+        for a in all.iter_mut() {
+            if a.next_deadline().is_some_and(|d| d <= Instant::now()) {
+                a.on_timer(Instant::now());
+            }
+            events.extend(a.take_events());
         }
-        events.extend(a.take_events());
     }
     events
 }
@@ -260,49 +270,6 @@ fn a_slow_action_does_not_delay_another() {
     );
 }
 
-/// Runs the poll loop of several jails' actions until all are idle or
-/// `max` passed.
-fn drive_all(all: &mut [Actions], max: Duration) {
-    let start = Instant::now();
-    while !all.iter().all(Actions::is_idle) && start.elapsed() < max {
-        let mut fds: Vec<(usize, RawFd)> = Vec::new();
-        let mut wait = Duration::from_millis(100);
-        for (i, a) in all.iter().enumerate() {
-            fds.extend(a.fds().into_iter().map(|fd| (i, fd)));
-            if let Some(d) = a.next_deadline() {
-                wait = wait.min(d.saturating_duration_since(Instant::now()));
-            }
-        }
-        let mut pfds: Vec<nix::poll::PollFd> = fds
-            .iter()
-            .map(|&(_, fd)| {
-                // SAFETY: the descriptors belong to the actions and stay
-                // open until they are called again.
-                nix::poll::PollFd::new(
-                    unsafe { BorrowedFd::borrow_raw(fd) },
-                    nix::poll::PollFlags::POLLIN,
-                )
-            })
-            .collect();
-        let _ = nix::poll::poll(&mut pfds, wait.as_millis().min(1000) as u16);
-        let ready: Vec<(usize, RawFd)> = pfds
-            .iter()
-            .zip(&fds)
-            .filter(|(p, _)| p.revents().is_some_and(|r| !r.is_empty()))
-            .map(|(_, fd)| *fd)
-            .collect();
-        for (i, fd) in ready {
-            all[i].on_ready(fd);
-        }
-        for a in all.iter_mut() {
-            if a.next_deadline().is_some_and(|d| d <= Instant::now()) {
-                a.on_timer(Instant::now());
-            }
-            a.take_events();
-        }
-    }
-}
-
 /// A command that logs its begin and end around a short sleep.
 fn bracketed(f: &str, name: &str) -> String {
     format!("echo begin {name} >> {f}; sleep 0.05; echo end {name} >> {f}")
@@ -356,7 +323,7 @@ fn bans_of_same_named_actions_of_two_jails_do_not_overlap() {
             a.ban(&ticket(ip, &[]));
         }
     }
-    drive_all(&mut jails, Duration::from_secs(20));
+    drive_jails(&mut jails, Duration::from_secs(20), |_| false);
     assert!(jails.iter().all(Actions::is_idle));
     let log = t.read("log");
     assert_eq!(log.lines().count(), 8, "{log}");

@@ -22,21 +22,6 @@ fn type_error(msg: impl Into<String>) -> PyError {
     PyError(msg.into())
 }
 
-/// Python's type name of a value.
-pub fn type_name(v: &PyValue) -> &'static str {
-    match v {
-        PyValue::None => "NoneType",
-        PyValue::Bool(_) => "bool",
-        PyValue::Int(_) => "int",
-        PyValue::Float(_) => "float",
-        PyValue::Str(_) => "str",
-        PyValue::List(_) => "list",
-        PyValue::Tuple(_) => "tuple",
-        PyValue::Dict(_) => "dict",
-        PyValue::Set(_) => "set",
-    }
-}
-
 /// Python's `logging.getLevelName(level)` with fail2ban's names
 /// (unnamed levels under 50 are `#NN-Lev.`).
 pub fn level_name(level: i64) -> String {
@@ -62,7 +47,7 @@ fn concat(a: &str, b: &PyValue) -> R<String> {
         PyValue::Str(s) => Ok(format!("{a}{s}")),
         other => Err(type_error(format!(
             "can only concatenate str (not \"{}\") to str",
-            type_name(other)
+            other.type_name()
         ))),
     }
 }
@@ -75,7 +60,7 @@ fn py_len(v: &PyValue) -> R<usize> {
         PyValue::Dict(x) => Ok(x.len()),
         other => Err(type_error(format!(
             "object of type '{}' has no len()",
-            type_name(other)
+            other.type_name()
         ))),
     }
 }
@@ -88,7 +73,7 @@ fn py_iter(v: &PyValue) -> R<Vec<PyValue>> {
         PyValue::Dict(x) => Ok(x.iter().map(|(k, _)| k.clone()).collect()),
         other => Err(type_error(format!(
             "'{}' object is not iterable",
-            type_name(other)
+            other.type_name()
         ))),
     }
 }
@@ -120,7 +105,7 @@ pub fn py_index(v: &PyValue, i: i64) -> R<PyValue> {
             .ok_or_else(|| PyError(i.to_string())),
         other => Err(type_error(format!(
             "'{}' object is not subscriptable",
-            type_name(other)
+            other.type_name()
         ))),
     }
 }
@@ -135,7 +120,7 @@ fn join(sep: &str, v: &PyValue) -> R<String> {
             other => {
                 return Err(type_error(format!(
                     "sequence item {i}: expected str instance, {} found",
-                    type_name(other)
+                    other.type_name()
                 )));
             }
         }
@@ -240,7 +225,7 @@ fn render(cmd: &[PyValue], response: &PyValue, msg: &mut PyValue) -> R<()> {
                 other => {
                     return Err(type_error(format!(
                         "%i format: a real number is required, not {}",
-                        type_name(other)
+                        other.type_name()
                     )));
                 }
             };

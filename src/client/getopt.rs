@@ -112,24 +112,8 @@ fn long_has_arg(name: &str, long: &[&str]) -> Result<(bool, String), String> {
 mod tests {
     use super::*;
 
-    const SHORT: &str = "hc:s:p:xfbdtviqV";
-    const LONG: &[&str] = &[
-        "loglevel=",
-        "logtarget=",
-        "syslogsocket=",
-        "test",
-        "async",
-        "conf=",
-        "pidfile=",
-        "pname=",
-        "socket=",
-        "timeout=",
-        "str2sec=",
-        "help",
-        "version",
-        "dp",
-        "dump-pretty",
-    ];
+    // the client's own option table
+    use super::super::{LONG_OPTIONS as LONG, SHORT_OPTIONS as SHORT};
 
     fn parse(line: &str) -> String {
         let args: Vec<String> = line.split_whitespace().map(str::to_string).collect();

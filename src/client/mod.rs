@@ -24,7 +24,7 @@ pub mod usage;
 use crate::config::{Configurator, Vars, shlex_split};
 use crate::protocol::{Connection, PyException, Reply, TransportError, py_os_error};
 use crate::pyvalue::{PyValue, float_repr, str_repr};
-use beautifier::{beautify, beautify_error, py_index, type_name};
+use beautifier::{beautify, beautify_error, py_index};
 use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
@@ -313,7 +313,7 @@ impl Client {
                         other => {
                             return Err(format!(
                                 "timeout must be a number, not {}",
-                                type_name(&other)
+                                other.type_name()
                             ));
                         }
                     }
@@ -744,7 +744,7 @@ impl Client {
         *stream_ret = false;
         Some(Some(format!(
             "'{}' object has no attribute 'args'",
-            type_name(&value)
+            value.type_name()
         )))
     }
 

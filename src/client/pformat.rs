@@ -62,20 +62,6 @@ fn safe_repr(v: &PyValue) -> String {
     }
 }
 
-fn type_name(v: &PyValue) -> &'static str {
-    match v {
-        PyValue::None => "NoneType",
-        PyValue::Bool(_) => "bool",
-        PyValue::Int(_) => "int",
-        PyValue::Float(_) => "float",
-        PyValue::Str(_) => "str",
-        PyValue::List(_) => "list",
-        PyValue::Tuple(_) => "tuple",
-        PyValue::Dict(_) => "dict",
-        PyValue::Set(_) => "set",
-    }
-}
-
 /// Python's `<` as a total order where it is defined (`None` where Python
 /// raises `TypeError`).
 fn py_cmp(a: &PyValue, b: &PyValue) -> Option<Ordering> {
@@ -103,7 +89,7 @@ fn py_cmp(a: &PyValue, b: &PyValue) -> Option<Ordering> {
 
 /// pprint's `_safe_key` order: Python's order, else by type name.
 fn safe_cmp(a: &PyValue, b: &PyValue) -> Ordering {
-    py_cmp(a, b).unwrap_or_else(|| type_name(a).cmp(type_name(b)))
+    py_cmp(a, b).unwrap_or_else(|| a.type_name().cmp(b.type_name()))
 }
 
 fn sorted_items(items: &[(PyValue, PyValue)]) -> Vec<(&PyValue, &PyValue)> {

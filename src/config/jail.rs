@@ -80,19 +80,6 @@ fn is_ignored_option(name: &str) -> bool {
     matches!(name, "action" | "filter" | "enabled") || FILTER_OPTIONS.iter().any(|s| s.name == name)
 }
 
-/// Python's truth value of an option value.
-fn truthy(v: &PyValue) -> bool {
-    match v {
-        PyValue::None => false,
-        PyValue::Bool(b) => *b,
-        PyValue::Int(i) => *i != 0,
-        PyValue::Float(f) => *f != 0.0,
-        PyValue::Str(s) => !s.is_empty(),
-        PyValue::List(x) | PyValue::Tuple(x) | PyValue::Set(x) => !x.is_empty(),
-        PyValue::Dict(x) => !x.is_empty(),
-    }
-}
-
 fn str_of(opts: &IndexMap<String, PyValue>, name: &str) -> String {
     opts.get(name).map(PyValue::to_py_str).unwrap_or_default()
 }
@@ -177,7 +164,7 @@ impl JailReader {
 
     /// Whether the jail is enabled (or forced).
     pub fn is_enabled(&self) -> bool {
-        self.force_enable || self.opts.get("enabled").is_some_and(truthy)
+        self.force_enable || self.opts.get("enabled").is_some_and(PyValue::truthy)
     }
 
     fn share(&self) -> Rc<ShareConfig> {

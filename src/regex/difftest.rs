@@ -729,6 +729,18 @@ fn check_set(regexes: &[PyRegex], texts: &[String]) -> usize {
     hits
 }
 
+/// The `*.conf` files of a `filter.d` directory, sorted.
+fn filter_files(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut names: Vec<_> = std::fs::read_dir(dir)
+        .expect("filter.d")
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "conf"))
+        .collect();
+    names.sort();
+    names
+}
+
 #[test]
 fn shipped_failregex_sets_list_every_match() {
     if !python_available() {
@@ -739,13 +751,7 @@ fn shipped_failregex_sets_list_every_match() {
         return;
     };
     let dir = config.join("filter.d");
-    let mut names: Vec<_> = std::fs::read_dir(&dir)
-        .expect("filter.d")
-        .filter_map(|e| e.ok())
-        .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|x| x == "conf"))
-        .collect();
-    names.sort();
+    let names = filter_files(&dir);
     let mut all_lines = Vec::new();
     let mut per_filter = Vec::new();
     for path in names {
@@ -854,13 +860,7 @@ fn shipped_filters_agree_with_python() {
         return;
     };
     let dir = config.join("filter.d");
-    let mut names: Vec<_> = std::fs::read_dir(&dir)
-        .expect("filter.d")
-        .filter_map(|e| e.ok())
-        .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|x| x == "conf"))
-        .collect();
-    names.sort();
+    let names = filter_files(&dir);
     let mut cases = Vec::new();
     let mut regex_count = 0;
     let mut all_lines = Vec::new();
