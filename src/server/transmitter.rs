@@ -122,6 +122,18 @@ impl Server {
         Ok(if self.quiet { PyValue::None } else { v })
     }
 
+    /// Runs the commands of a configuration stream without logging each
+    /// one, up to the first that fails.
+    fn run_stream(&mut self, stream: &[PyValue]) -> Result<(), CmdError> {
+        self.quiet = true;
+        let result = stream.iter().try_for_each(|c| match c {
+            PyValue::List(c) => self.handle(c).map(drop),
+            _ => Ok(()),
+        });
+        self.quiet = false;
+        result
+    }
+
     fn handle(&mut self, cmd: &[PyValue]) -> Reply {
         let name = arg(cmd, 0)?;
         match name.as_str() {
@@ -164,17 +176,7 @@ impl Server {
                     _ => Vec::new(),
                 };
                 self.reload_begin(&target, &opts)?;
-                self.quiet = true;
-                let mut result = Ok(());
-                for c in &stream {
-                    if let PyValue::List(c) = c
-                        && let Err(e) = self.handle(c)
-                    {
-                        result = Err(e);
-                        break;
-                    }
-                }
-                self.quiet = false;
+                let result = self.run_stream(&stream);
                 self.reload_end(&target, &opts);
                 result?;
                 Ok(PyValue::str("OK"))
@@ -197,18 +199,8 @@ impl Server {
                     Some(PyValue::List(v)) => v.clone(),
                     _ => Vec::new(),
                 };
-                self.quiet = true;
-                let mut result = Ok(PyValue::None);
-                for c in &stream {
-                    if let PyValue::List(c) = c
-                        && let Err(e) = self.handle(c)
-                    {
-                        result = Err(e);
-                        break;
-                    }
-                }
-                self.quiet = false;
-                result
+                self.run_stream(&stream)?;
+                Ok(PyValue::None)
             }
             "sleep" => {
                 let secs: f64 = arg(cmd, 1)?
