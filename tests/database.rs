@@ -106,13 +106,22 @@ impl Env {
     }
 
     /// Appends failure lines dated now.
+    /// Appends failure lines to the jail's log in one write, as a logger
+    /// does (rewriting the file would let a poll see it truncated, which
+    /// both servers rightly take for a rotation and read it all again).
     fn fail(&self, ip: &str, users: &[&str]) {
+        use std::io::Write;
         let now = chrono::Local::now().format("%Y-%m-%d %H:%M:%S");
-        let mut text = self.read("alpha.log");
-        for u in users {
-            text.push_str(&format!("{now} login failed for {u} from {ip}\n"));
-        }
-        self.write("alpha.log", &text);
+        let text: String = users
+            .iter()
+            .map(|u| format!("{now} login failed for {u} from {ip}\n"))
+            .collect();
+        fs::OpenOptions::new()
+            .append(true)
+            .create(true)
+            .open(self.dir.join("alpha.log"))
+            .and_then(|mut f| f.write_all(text.as_bytes()))
+            .unwrap();
     }
 
     fn start(&mut self, which: Impl) {
