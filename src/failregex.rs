@@ -430,10 +430,26 @@ impl Regex {
     /// through `P`, and the content is the rest of the line.  This avoids
     /// capturing the content, the costliest part of the search.
     pub fn search_groups(&self, buf: &str) -> Option<Groups> {
+        thread_local! {
+            /// The spans of the last search on this thread, reused (the
+            /// groups are copied out of them).
+            static CAPS: std::cell::Cell<Captures> = const {
+                std::cell::Cell::new(Captures::new())
+            };
+        }
+        let mut caps = CAPS.take();
+        let groups = self.search_groups_with(buf, &mut caps);
+        CAPS.set(caps);
+        groups
+    }
+
+    fn search_groups_with(&self, buf: &str, caps: &mut Captures) -> Option<Groups> {
         if let Some(tail) = &self.content_tail
             && memchr::memchr(b'\n', buf.as_bytes()).is_some_and(|i| i + 1 == buf.len())
         {
-            let caps = tail.search(buf)?;
+            if !tail.search_into(buf, 0, buf.len(), caps) {
+                return None;
+            }
             let (_, end) = caps.span();
             let last = buf[..end].chars().next_back().map_or(0, char::len_utf8);
             let content = &buf[end - last..buf.len() - 1];
@@ -452,8 +468,10 @@ impl Regex {
             self.merge_complex_groups(&mut fail);
             return Some(fail);
         }
-        let caps = self.re.search(buf)?;
-        Some(self.groups(buf, &caps))
+        if !self.re.search_into(buf, 0, buf.len(), caps) {
+            return None;
+        }
+        Some(self.groups(buf, caps))
     }
 
     /// The effective regex text (tags expanded).

@@ -21,6 +21,7 @@ use crate::failregex::{
 };
 use crate::ipaddr::{self, CIDR_RAW, CIDR_UNSPEC, FAM_IPV4, FAM_IPV6, IpAddr, UseDns};
 use crate::mytime;
+use crate::regex::Captures;
 
 /// One failure found in a line: `[failregex index, id, time, groups]`.
 #[derive(Debug, Clone)]
@@ -580,12 +581,12 @@ impl Rules {
         thread_local! {
             /// The buffer and the candidate list of the last evaluation on
             /// this thread, reused.
-            static SCRATCH: std::cell::Cell<(String, Vec<usize>)> =
-                const { std::cell::Cell::new((String::new(), Vec::new())) };
+            static SCRATCH: std::cell::Cell<(String, Vec<usize>, Captures)> =
+                const { std::cell::Cell::new((String::new(), Vec::new(), Captures::new())) };
         }
-        let (mut buf, mut candidates) = SCRATCH.take();
-        let ev = self.evaluate_with(dated, &mut buf, &mut candidates);
-        SCRATCH.set((buf, candidates));
+        let (mut buf, mut candidates, mut caps) = SCRATCH.take();
+        let ev = self.evaluate_with(dated, &mut buf, &mut candidates, &mut caps);
+        SCRATCH.set((buf, candidates, caps));
         ev
     }
 
@@ -594,6 +595,7 @@ impl Rules {
         dated: Dated,
         buf: &mut String,
         candidates: &mut Vec<usize>,
+        caps: &mut Captures,
     ) -> Evaluation {
         let mut ev = Evaluation {
             dated,
@@ -631,7 +633,6 @@ impl Rules {
             }
             ev.pref_groups = groups;
         }
-        let org = std::slice::from_ref(&ev.dated.tuple);
         self.fail_set().candidates(buf, candidates);
         let mut next = 0;
         for (index, re) in self.failregex.iter().enumerate() {
@@ -643,10 +644,11 @@ impl Rules {
             if candidates.get(next) != Some(&index) {
                 continue;
             }
-            let Some(m) = re.search(buf, org) else {
+            // a single line: the match's line split is that line
+            if !re.compiled().search_into(buf, 0, buf.len(), caps) {
                 continue;
-            };
-            let groups = re.groups(buf, &m.caps);
+            }
+            let groups = re.groups(buf, caps);
             if !self.ignoreregex.is_empty() && self.ignore_hits(buf, &mut ev.ignore_hits) {
                 ev.hits.push(Hit {
                     index,

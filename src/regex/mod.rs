@@ -167,6 +167,11 @@ impl Clone for Captures {
 }
 
 impl Captures {
+    /// No spans (no allocation), to be filled by a search.
+    pub const fn new() -> Captures {
+        Captures { slots: Vec::new() }
+    }
+
     /// The span of group `i`, if it took part in the match.
     pub fn get(&self, i: usize) -> Option<(usize, usize)> {
         match (self.slots.get(2 * i), self.slots.get(2 * i + 1)) {
