@@ -33,6 +33,11 @@ missing log, with an unreadable log, with a filter that does not compile,
 each next to `control`): the server either refuses to start (non-zero exit
 within 30 s; Python 1.0.2 does that) or starts and `control` bans; either way
 a log or stderr line names the culprit.  The outcome is printed.
+Part 3, a burst: 200,000 lines appended at once to a jail's log (loglevel
+INFO), a failure first, another one last: both are banned, and the first
+address's `Ban` line comes before the `Found` line of the last, i.e. its ban
+does not wait until the whole burst has been read (fail2ban bans as soon as
+an address reaches maxretry).
 
 Usage: bad_input.py [--server PATH|python|ours] [--client PATH|python|ours] [--keep]
 """
@@ -368,6 +373,35 @@ def part_start(progs, checks, keep):
             run.finish()
 
 
+def part_burst(progs, checks, keep):
+    """A large burst of lines: the bans it holds start while it is read."""
+    c = checks
+    run = Run("burst", progs, keep)
+    try:
+        run.jail("burst")
+        run.start()
+        if not c.check(run.server.wait_ready({"burst"}, 30) is not None,
+                       "burst: server ready", run.server.tail()):
+            return
+        first, last = run.fresh_ip(), run.fresh_ip()
+        stamp = time.strftime("%Y-%m-%d %H:%M:%S")
+        quiet = "%s Session opened for admin\n" % stamp
+        mark = len(run.server.log_text())
+        lib.append(run.log("burst"), lib.failure_line(first) + quiet * 200000
+                   + lib.failure_line(last))
+        c.check(run.wait_banned("burst", last, 120), "burst: the address of the last line "
+                "is banned", run.server.tail())
+        c.check(first in run.banned("burst"), "burst: the address of the first line is banned")
+        text = run.log_since(mark)
+        ban_first = text.find("[burst] Ban %s\n" % first)
+        found_last = text.find("[burst] Found %s " % last)
+        c.check(0 <= ban_first < found_last, "burst: the first address's Ban line comes "
+                "before the Found line of the last (%d < %d)" % (ban_first, found_last),
+                text[-3000:])
+    finally:
+        run.finish()
+
+
 def main():
     parser = lib.base_parser(__doc__.split("\n")[0])
     args = parser.parse_args()
@@ -382,6 +416,7 @@ def main():
     try:
         part_runtime(progs, checks, args.keep)
         part_start(progs, checks, args.keep)
+        part_burst(progs, checks, args.keep)
     except (RuntimeError, OSError, subprocess.SubprocessError):
         checks.check(False, "test ran to its end", traceback.format_exc())
     return checks.finish()

@@ -93,6 +93,8 @@ use std::time::{Duration, Instant};
 
 /// Bytes of one log read in one go before the loop gets control back.
 pub const READ_BUDGET: u64 = 8 << 20;
+/// Bytes read between two [`LineSink::pause`] calls.
+pub const SLICE: u64 = 32 << 10;
 /// fail2ban's `sleeptime`: the polling cycle, and the pause after an error.
 const SLEEP_TIME: f64 = 2.0;
 /// fail2ban's polling step (`DEFAULT_SLEEP_INTERVAL`).
@@ -256,6 +258,10 @@ pub trait LineSink<J> {
 
     /// The polling backend gave `path` up after too many failed stats.
     fn dropped(&mut self, jail: &J, path: &str);
+
+    /// A slice of [`SLICE`] bytes was read: the owner may do what must not
+    /// wait for the end of a large backlog (start the bans just decided).
+    fn pause(&mut self) {}
 }
 
 /// fail2ban's polling rhythm: stat, then wait 0.2 s, 0.4 s, ... until the
@@ -491,15 +497,21 @@ fn deliver<J>(
     budget: u64,
     sink: &mut dyn LineSink<J>,
 ) -> bool {
-    let mut each = |raw: &[u8]| {
-        let text = line_text(warnings, path, enc, raw);
-        sink.line(jail, path, &text, in_operation);
-    };
-    match cont.read_lines(budget, &mut each) {
-        Ok(eof) => eof,
-        Err(e) => {
-            log::error!(target: T_FILTER, "Unable to read {path}: {}", py_os_error(&e, path));
-            true
+    let start = cont.pos();
+    loop {
+        let read = cont.pos() - start;
+        let mut each = |raw: &[u8]| {
+            let text = line_text(warnings, path, enc, raw);
+            sink.line(jail, path, &text, in_operation);
+        };
+        match cont.read_lines(SLICE.min(budget.saturating_sub(read)), &mut each) {
+            Ok(true) => return true,
+            Ok(false) if cont.pos() - start > budget => return false,
+            Ok(false) => sink.pause(),
+            Err(e) => {
+                log::error!(target: T_FILTER, "Unable to read {path}: {}", py_os_error(&e, path));
+                return true;
+            }
         }
     }
 }

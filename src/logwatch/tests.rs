@@ -48,6 +48,8 @@ pub(super) struct Rec {
     pub(super) lines: Vec<(String, String, String, bool)>,
     pub(super) dropped: Vec<String>,
     pub(super) dated: usize,
+    /// How many lines had arrived at each [`LineSink::pause`].
+    pub(super) pauses: Vec<usize>,
 }
 
 impl Rec {
@@ -84,6 +86,10 @@ impl LineSink<String> for Rec {
 
     fn dropped(&mut self, _jail: &String, path: &str) {
         self.dropped.push(path.to_string());
+    }
+
+    fn pause(&mut self) {
+        self.pauses.push(self.lines.len());
     }
 }
 
@@ -218,6 +224,38 @@ fn appended_lines_arrive_in_order_and_partial_lines_wait() {
         let pos = h.w.position(&"j".to_string(), &p).unwrap();
         assert_eq!(pos.pos, fs::metadata(&p).unwrap().len(), "{b:?}");
         assert_eq!(pos.hash.len(), 40);
+    });
+}
+
+#[test]
+fn a_large_backlog_is_read_in_slices_with_a_pause_between_them() {
+    both_backends(|b| {
+        let d = TempDir::new("slices");
+        let p = d.path("a.log");
+        let text: String = (0..20_000)
+            .map(|i| format!("2024-01-01 00:00:00 line {i:05} of a backlog\n"))
+            .collect();
+        append(&p, text.as_bytes());
+        let line_len = text.len() / 20_000;
+        let mut h = Harness::new();
+        h.jail("j", b);
+        h.add("j", &p, opts());
+        h.until_lines(20_000, WAIT);
+        let texts = h.rec.texts();
+        assert!(
+            texts
+                .iter()
+                .enumerate()
+                .all(|(i, t)| t.ends_with(&format!("line {i:05} of a backlog")))
+        );
+        // a pause after every SLICE bytes (the line that crosses the
+        // boundary included), none at the end of the file
+        let per_slice = SLICE as usize / line_len + 1;
+        let expected: Vec<usize> = (1..)
+            .map(|k| k * per_slice)
+            .take_while(|&n| n < 20_000)
+            .collect();
+        assert_eq!(h.rec.pauses, expected, "{b:?}");
     });
 }
 

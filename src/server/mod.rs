@@ -145,6 +145,36 @@ impl LineSink<String> for Dispatch<'_> {
     }
 
     fn dropped(&mut self, _jail: &String, _path: &str) {}
+
+    fn pause(&mut self) {
+        advance_actions(self.jails);
+    }
+}
+
+/// Between two slices of a long read: lets the commands that ended make
+/// room for the next ones and starts the bans decided so far, without
+/// waiting, as fail2ban bans at once when an address reaches `maxretry`.
+fn advance_actions(jails: &mut IndexMap<String, Jail>) {
+    let fds: Vec<(usize, RawFd)> = jails
+        .values()
+        .enumerate()
+        .flat_map(|(i, j)| j.actions.fds().into_iter().map(move |fd| (i, fd)))
+        .collect();
+    let wanted = fds
+        .iter()
+        .map(|&(_, fd)| (fd, nix::poll::PollFlags::POLLIN));
+    let ready = poll_ready(wanted, nix::poll::PollTimeout::ZERO);
+    for (&(i, fd), ready) in fds.iter().zip(ready) {
+        if ready && let Some((_, j)) = jails.get_index_mut(i) {
+            j.actions.on_ready(fd);
+        }
+    }
+    let now = Instant::now();
+    for j in jails.values_mut() {
+        j.check_bans();
+        j.actions.on_timer(now);
+        emit_events(j.actions.take_events());
+    }
 }
 
 impl Server {
@@ -627,27 +657,14 @@ impl Server {
                         .unwrap_or(nix::poll::PollTimeout::MAX)
                 }
             };
-            let ready: Vec<bool> = {
-                let mut pfds: Vec<nix::poll::PollFd> = sources
-                    .iter()
-                    .map(|(fd, src)| {
-                        // SAFETY: every descriptor listed stays open until the poll returns.
-                        let b = unsafe { BorrowedFd::borrow_raw(*fd) };
-                        let flags = match src {
-                            Source::Writable => nix::poll::PollFlags::POLLOUT,
-                            _ => nix::poll::PollFlags::POLLIN,
-                        };
-                        nix::poll::PollFd::new(b, flags)
-                    })
-                    .collect();
-                match nix::poll::poll(&mut pfds, timeout) {
-                    Ok(_) => pfds
-                        .iter()
-                        .map(|p| p.revents().is_some_and(|r| !r.is_empty()))
-                        .collect(),
-                    Err(_) => vec![false; pfds.len()],
-                }
-            };
+            let wanted = sources.iter().map(|(fd, src)| {
+                let flags = match src {
+                    Source::Writable => nix::poll::PollFlags::POLLOUT,
+                    _ => nix::poll::PollFlags::POLLIN,
+                };
+                (*fd, flags)
+            });
+            let ready = poll_ready(wanted, timeout);
             for (k, (fd, src)) in sources.iter().enumerate() {
                 if !ready[k] {
                     continue;
@@ -886,6 +903,28 @@ impl Server {
 }
 
 /// Writes the log lines of the actions.
+/// Which of the descriptors are ready for what is asked of them (none
+/// when the poll fails, e.g. interrupted by a signal).
+fn poll_ready(
+    wanted: impl Iterator<Item = (RawFd, nix::poll::PollFlags)>,
+    timeout: nix::poll::PollTimeout,
+) -> Vec<bool> {
+    let mut pfds: Vec<nix::poll::PollFd> = wanted
+        .map(|(fd, flags)| {
+            // SAFETY: the callers' descriptors stay open until the poll returns.
+            let b = unsafe { BorrowedFd::borrow_raw(fd) };
+            nix::poll::PollFd::new(b, flags)
+        })
+        .collect();
+    match nix::poll::poll(&mut pfds, timeout) {
+        Ok(_) => pfds
+            .iter()
+            .map(|p| p.revents().is_some_and(|r| !r.is_empty()))
+            .collect(),
+        Err(_) => vec![false; pfds.len()],
+    }
+}
+
 fn emit_events(events: Vec<Event>) {
     for e in events {
         if let Event::Log(l) = e {
