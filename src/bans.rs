@@ -156,26 +156,30 @@ impl BanManager {
             return Vec::new();
         }
         let bt = self.ban_time;
-        let mut expired: Vec<IdKey> = Vec::new();
         let mut next = MAX_TIME as f64;
-        let mut capped = false;
-        for (k, t) in &self.list {
-            let eob = t.end_of_ban_f(bt);
-            if time > eob {
-                expired.push(k.clone());
-                if expired.len() >= max {
-                    capped = true;
-                    break;
+        let mut taken = 0;
+        // one pass in order, without shifting the list once per ban
+        let expired: Vec<Ticket> = self
+            .list
+            .extract_if(.., |_, t| {
+                if taken >= max {
+                    return false;
                 }
-            } else if next > eob {
-                next = eob;
-            }
+                let eob = t.end_of_ban_f(bt);
+                if time > eob {
+                    taken += 1;
+                    true
+                } else {
+                    next = next.min(eob);
+                    false
+                }
+            })
+            .map(|(_, t)| t)
+            .collect();
+        if taken < max {
+            self.next_unban = next;
         }
-        self.next_unban = if capped { self.next_unban } else { next };
         expired
-            .into_iter()
-            .filter_map(|k| self.list.shift_remove(&k))
-            .collect()
     }
 
     /// Removes all bans (for flush/stop), in insertion order.

@@ -9,7 +9,7 @@
 //! when a failure arrives more than `findtime` after the first one, the
 //! retry count is rescaled to the rate over the last `findtime`.
 
-use indexmap::IndexMap;
+use std::collections::{BTreeMap, HashMap};
 
 use crate::dates::Timestamp;
 use crate::failregex::Groups;
@@ -38,19 +38,28 @@ pub struct Ticket {
 }
 
 /// A key identifying a ticket's id as fail2ban's dictionaries do (same
-/// address and prefix, or same raw text).
+/// address and prefix, or same raw text), without writing the address out.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct IdKey(u8, String);
+pub enum IdKey {
+    /// An IPv4 (false) or IPv6 (true) address or network: the address and
+    /// the prefix length, a full-length prefix for 0 as in its text form.
+    Ip(bool, u128, u32),
+    /// A raw id (false) or an invalid address (true): its text.
+    Text(bool, String),
+}
 
 impl IdKey {
     pub fn of(ip: &IpAddr) -> IdKey {
-        let fam = match ip.family() {
-            Family::Raw => 0,
-            Family::Invalid => 1,
-            Family::V4 => 2,
-            Family::V6 => 3,
+        let full = |bits: u32| match ip.plen() {
+            0 => bits,
+            p => p.min(bits),
         };
-        IdKey(fam, ip.ntoa())
+        match ip.family() {
+            Family::V4 => IdKey::Ip(false, u128::from(ip.addr() as u32), full(32)),
+            Family::V6 => IdKey::Ip(true, ip.addr(), full(128)),
+            Family::Raw => IdKey::Text(false, ip.ntoa()),
+            Family::Invalid => IdKey::Text(true, ip.ntoa()),
+        }
     }
 }
 
@@ -197,8 +206,15 @@ impl Ticket {
 }
 
 /// The failures of a jail per id, and their counters.
+///
+/// The ids keep the order in which they first failed (fail2ban's dict),
+/// through a sequence number per entry, so that one is removed without
+/// shifting all the later ones (an attack from thousands of addresses
+/// bans and removes them all the time).
 pub struct FailManager {
-    list: IndexMap<IdKey, Ticket>,
+    list: HashMap<IdKey, (u64, Ticket)>,
+    order: BTreeMap<u64, IdKey>,
+    next_seq: u64,
     max_retry: i64,
     max_time: f64,
     total: u64,
@@ -214,7 +230,9 @@ impl Default for FailManager {
 impl FailManager {
     pub fn new() -> FailManager {
         FailManager {
-            list: IndexMap::new(),
+            list: HashMap::new(),
+            order: BTreeMap::new(),
+            next_seq: 0,
             max_retry: 3,
             max_time: 600.0,
             total: 0,
@@ -259,7 +277,7 @@ impl FailManager {
         let max_matches = self.max_matches;
         let max_time = self.max_time;
         let retry = match self.list.get_mut(&key) {
-            Some(data) => {
+            Some((_, data)) => {
                 let mut attempt = ticket.failures;
                 if attempt <= 0 {
                     attempt += 1;
@@ -284,7 +302,10 @@ impl FailManager {
                     data.set_retry(count);
                 }
                 let r = data.retry;
-                self.list.insert(key, data);
+                let seq = self.next_seq;
+                self.next_seq += 1;
+                self.order.insert(seq, key.clone());
+                self.list.insert(key, (seq, data));
                 r
             }
         };
@@ -295,11 +316,24 @@ impl FailManager {
     /// Drops the ids whose last failure is older than `time - findtime`.
     pub fn cleanup(&mut self, time: f64) {
         let limit = time - self.max_time;
-        self.list.retain(|_, t| t.time.as_f64() > limit);
+        let order = &mut self.order;
+        self.list.retain(|_, (seq, t)| {
+            let keep = t.time.as_f64() > limit;
+            if !keep {
+                order.remove(seq);
+            }
+            keep
+        });
     }
 
     pub fn del_failure(&mut self, id: &IpAddr) {
-        self.list.shift_remove(&IdKey::of(id));
+        self.remove(&IdKey::of(id));
+    }
+
+    fn remove(&mut self, key: &IdKey) -> Option<Ticket> {
+        let (seq, t) = self.list.remove(key)?;
+        self.order.remove(&seq);
+        Some(t)
     }
 
     /// The ticket of an id that reached `maxretry` (the given one, or the
@@ -311,14 +345,14 @@ impl FailManager {
         };
         let max = self.max_retry;
         let found = match key {
-            Some(k) => self.list.get(&k).filter(|t| t.retry >= max).map(|_| k),
+            Some(k) => self.list.get(&k).filter(|(_, t)| t.retry >= max).map(|_| k),
             None => self
-                .list
-                .iter()
-                .find(|(_, t)| t.retry >= max)
-                .map(|(k, _)| k.clone()),
+                .order
+                .values()
+                .find(|k| self.list.get(*k).is_some_and(|(_, t)| t.retry >= max))
+                .cloned(),
         };
-        found.and_then(|k| self.list.shift_remove(&k))
+        found.and_then(|k| self.remove(&k))
     }
 }
 
@@ -374,6 +408,29 @@ mod tests {
     }
 
     #[test]
+    fn ids_keep_the_order_of_their_first_failure() {
+        let mut fm = FailManager::new();
+        fm.set_max_retry(2);
+        for a in ["192.0.2.1", "2001:db8::1", "192.0.2.2", "192.0.2.3"] {
+            fm.add_failure(fail(a, 1.0), 2);
+        }
+        // the first id over maxretry in the order of first failure
+        assert_eq!(fm.to_ban(None).unwrap().id().ntoa(), "192.0.2.1");
+        fm.del_failure(&ip("192.0.2.2"));
+        // failing again after its removal puts an id last
+        fm.add_failure(fail("192.0.2.1", 2.0), 2);
+        let order: Vec<String> = std::iter::from_fn(|| fm.to_ban(None))
+            .map(|t| t.id().ntoa())
+            .collect();
+        assert_eq!(order, ["2001:db8::1", "192.0.2.3", "192.0.2.1"]);
+        assert_eq!(fm.size(), 0);
+        // the same address written differently is the same id
+        fm.add_failure(fail("2001:db8:0::0:1", 3.0), 1);
+        assert_eq!(fm.add_failure(fail("2001:DB8::1", 3.0), 1), 2);
+        assert_eq!(fm.size(), 1);
+    }
+
+    #[test]
     fn matches_keep_the_last_maxmatches() {
         let mut fm = FailManager::new();
         fm.max_matches = 2;
@@ -381,7 +438,7 @@ mod tests {
         for i in 0..5 {
             fm.add_failure(fail("192.0.2.4", i as f64), 1);
         }
-        let t = fm.list.values().next().unwrap();
+        let (_, t) = fm.list.values().next().unwrap();
         assert_eq!(
             t.matches(),
             &["line at 3".to_string(), "line at 4".to_string()]

@@ -194,20 +194,24 @@ pub struct Dated {
 
 /// Logs a warning at most once a day per key (fail2ban's `_logWarnOnce`);
 /// repeats go to the trace level.
-fn log_warn_once(
+fn log_warn_once<const N: usize>(
     next: &mut HashMap<&'static str, f64>,
     jail: &str,
     key: &'static str,
-    msgs: &[String],
+    msgs: impl FnOnce() -> [String; N],
 ) {
     let now = mytime::now();
     if now < next.get(key).copied().unwrap_or(0.0) {
-        for m in msgs {
-            log::trace!("{m}");
+        // written only when traced: a log full of odd lines repeats this
+        // for every line
+        if log::log_enabled!(log::Level::Trace) {
+            for m in msgs() {
+                log::trace!("{m}");
+            }
         }
     } else {
         next.insert(key, now + 24.0 * 60.0 * 60.0);
-        for m in msgs {
+        for m in msgs() {
             log::warn!("[{jail}] {m}");
         }
     }
@@ -412,42 +416,39 @@ impl Dater {
             if self.in_operation {
                 let delta = (d.as_f64() - now) as i64;
                 if delta.abs() > 60 {
-                    let msg = format!(
-                        "Detected a log entry {} {} the current time in operation mode. This looks like a {} problem. Treating such entries as if they just happened.",
-                        mytime::seconds2str(delta.abs() as f64),
-                        if delta < 0 { "before" } else { "after" },
-                        if (-3300..0).contains(&delta) {
-                            "latency"
-                        } else {
-                            "timezone"
-                        }
-                    );
-                    let msg2 = format!(
-                        "Please check a jail for a timing issue. Line with odd timestamp: {line}"
-                    );
-                    log_warn_once(
-                        &mut self.next_warn,
-                        &self.jail_name,
-                        "sim_by_time",
-                        &[msg, msg2],
-                    );
+                    log_warn_once(&mut self.next_warn, &self.jail_name, "sim_by_time", || {
+                        [
+                            format!(
+                                "Detected a log entry {} {} the current time in operation mode. This looks like a {} problem. Treating such entries as if they just happened.",
+                                mytime::seconds2str(delta.abs() as f64),
+                                if delta < 0 { "before" } else { "after" },
+                                if (-3300..0).contains(&delta) {
+                                    "latency"
+                                } else {
+                                    "timezone"
+                                }
+                            ),
+                            format!(
+                                "Please check a jail for a timing issue. Line with odd timestamp: {line}"
+                            ),
+                        ]
+                    });
                     date = Some(Timestamp::Float(now));
                     self.last_date = date;
                 }
             } else if d.as_f64() < now - self.find_time {
-                let msg = format!(
-                    "Ignoring all log entries older than {}s; these are probably messages generated while fail2ban was not running.",
-                    mytime::num_str(self.find_time)
-                );
-                let msg2 = format!(
-                    "Please check a jail for a timing issue. Line with odd timestamp: {line}"
-                );
-                log_warn_once(
-                    &mut self.next_warn,
-                    &self.jail_name,
-                    "ign_by_time",
-                    &[msg, msg2],
-                );
+                let find_time = self.find_time;
+                log_warn_once(&mut self.next_warn, &self.jail_name, "ign_by_time", || {
+                    [
+                        format!(
+                            "Ignoring all log entries older than {}s; these are probably messages generated while fail2ban was not running.",
+                            mytime::num_str(find_time)
+                        ),
+                        format!(
+                            "Please check a jail for a timing issue. Line with odd timestamp: {line}"
+                        ),
+                    ]
+                });
                 return Ok(None);
             }
         }
@@ -918,7 +919,11 @@ impl Filter {
         &self.ignore_hits
     }
 
-    fn log_warn_once(&mut self, key: &'static str, msgs: &[String]) {
+    fn log_warn_once<const N: usize>(
+        &mut self,
+        key: &'static str,
+        msgs: impl FnOnce() -> [String; N],
+    ) {
         log_warn_once(&mut self.next_warn, &self.jail_name, key, msgs);
     }
 
@@ -976,22 +981,23 @@ impl Filter {
 
     /// The no-date warning of fail2ban's `findFailure`.
     fn warn_no_time(&mut self, tuple: &TupleLine, matched: &[TupleLine]) {
-        let msgs = [
-            format!(
-                "Found a match but no valid date/time found for {}.",
-                crate::pyvalue::str_repr(tuple.date_text())
-            ),
-            format!(
-                "Match without a timestamp: {}",
-                matched
-                    .iter()
-                    .map(|l| l.joined())
-                    .collect::<Vec<_>>()
-                    .join("\n")
-            ),
-            "Please try setting a custom date pattern (see man page jail.conf(5)).".to_string(),
-        ];
-        self.log_warn_once("no_time", &msgs);
+        self.log_warn_once("no_time", || {
+            [
+                format!(
+                    "Found a match but no valid date/time found for {}.",
+                    crate::pyvalue::str_repr(tuple.date_text())
+                ),
+                format!(
+                    "Match without a timestamp: {}",
+                    matched
+                        .iter()
+                        .map(|l| l.joined())
+                        .collect::<Vec<_>>()
+                        .join("\n")
+                ),
+                "Please try setting a custom date pattern (see man page jail.conf(5)).".to_string(),
+            ]
+        });
     }
 
     /// Applies the stateful part of fail2ban's `findFailure` to an

@@ -9,6 +9,7 @@
 //! exactly: `::a.b.c.d` forms), so both are written here.
 
 use std::fmt;
+use std::fmt::Write as _;
 use std::net::{IpAddr as StdIp, ToSocketAddrs};
 
 /// fail2ban's special `cidr` arguments.
@@ -171,6 +172,11 @@ impl IpAddr {
 
     pub fn plen(&self) -> u32 {
         self.plen
+    }
+
+    /// The address as a number (IPv4 in the low 32 bits).
+    pub fn addr(&self) -> u128 {
+        self.addr
     }
 
     /// The text the object was built from.
@@ -432,7 +438,7 @@ pub fn inet_pton6(s: &str) -> Option<u128> {
 /// glibc `inet_ntop(AF_INET6)`: the longest run (≥ 2) of zero words is
 /// compressed, and `::a.b.c.d` / `::ffff:a.b.c.d` keep the dotted tail.
 pub fn inet_ntop6(a: u128) -> String {
-    let words: Vec<u16> = (0..8).map(|i| (a >> (112 - 16 * i)) as u16).collect();
+    let words: [u16; 8] = std::array::from_fn(|i| (a >> (112 - 16 * i)) as u16);
     let (mut best, mut cur): ((i32, i32), (i32, i32)) = ((-1, 0), (-1, 0));
     for (i, w) in words.iter().enumerate() {
         if *w == 0 {
@@ -454,7 +460,7 @@ pub fn inet_ntop6(a: u128) -> String {
     if best.0 != -1 && best.1 < 2 {
         best = (-1, 0);
     }
-    let mut out = String::new();
+    let mut out = String::with_capacity(39);
     let mut i = 0i32;
     while i < 8 {
         if best.0 != -1 && i >= best.0 && i < best.0 + best.1 {
@@ -469,16 +475,17 @@ pub fn inet_ntop6(a: u128) -> String {
         }
         if i == 6 && best.0 == 0 && (best.1 == 6 || (best.1 == 5 && words[5] == 0xffff)) {
             let v4 = (a & 0xffff_ffff) as u32;
-            out.push_str(&format!(
+            let _ = write!(
+                out,
                 "{}.{}.{}.{}",
                 v4 >> 24,
                 (v4 >> 16) & 255,
                 (v4 >> 8) & 255,
                 v4 & 255
-            ));
+            );
             return out;
         }
-        out.push_str(&format!("{:x}", words[i as usize]));
+        let _ = write!(out, "{:x}", words[i as usize]);
         i += 1;
     }
     if best.0 != -1 && best.0 + best.1 == 8 {

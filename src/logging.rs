@@ -15,6 +15,8 @@
 //! on `flushlogs`) and changing level and target at run time through the
 //! socket are outside what `env_logger` does.
 
+use chrono::TimeZone;
+use std::fmt::Write as _;
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::os::unix::net::UnixDatagram;
@@ -146,6 +148,9 @@ struct State {
     sink: Sink,
     layout: Layout,
     target: String,
+    /// The local time text of the last second a line was written in (a
+    /// burst of `Found` lines converts the time once per second).
+    stamp: (u64, String),
 }
 
 static LEVEL: AtomicI64 = AtomicI64::new(WARNING);
@@ -212,6 +217,7 @@ pub fn init_regex_tool(level: i64, short_level: bool) {
             short_level,
         },
         target: "STDOUT".to_string(),
+        stamp: (0, String::new()),
     });
 }
 
@@ -226,6 +232,7 @@ pub fn init_stderr(level: i64) {
             short_level: false,
         },
         target: "STDERR".to_string(),
+        stamp: (0, String::new()),
     });
 }
 
@@ -318,6 +325,7 @@ pub fn set_target(spec: &str, syslog_socket: &str, announce: bool) -> Result<(),
             short_level: false,
         },
         target: target.clone(),
+        stamp: (0, String::new()),
     });
     if announce {
         let v = crate::regextool::VERSION;
@@ -383,23 +391,32 @@ pub fn emit(level: i64, name: &str, args: std::fmt::Arguments) {
     let lay = state.layout;
     let mut line = String::new();
     if lay.time {
-        line.push_str(
-            &chrono::Local::now()
-                .format("%Y-%m-%d %H:%M:%S,%3f ")
-                .to_string(),
-        );
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        let secs = now.as_secs();
+        if state.stamp.0 != secs || state.stamp.1.is_empty() {
+            let local = i64::try_from(secs)
+                .ok()
+                .and_then(|s| chrono::Local.timestamp_opt(s, 0).single());
+            state.stamp = (
+                secs,
+                local.map_or_else(String::new, |t| t.format("%Y-%m-%d %H:%M:%S").to_string()),
+            );
+        }
+        let _ = write!(line, "{},{:03} ", state.stamp.1, now.subsec_millis());
     }
     let pid = std::process::id();
-    if lay.padding {
-        line.push_str(&format!("{name:<24}[{pid}]: {lname:<7}"));
+    let _ = if lay.padding {
+        write!(line, "{name:<24}[{pid}]: {lname:<7}")
     } else {
-        line.push_str(&format!("{name}[{pid}]: {lname}"));
-    }
-    if lay.short_level {
-        line.push_str(&format!(" {}: {args}", &lname[..1]));
+        write!(line, "{name}[{pid}]: {lname}")
+    };
+    let _ = if lay.short_level {
+        write!(line, " {}: {args}", &lname[..1])
     } else {
-        line.push_str(&format!(" {args}"));
-    }
+        write!(line, " {args}")
+    };
     let _ = match &mut state.sink {
         Sink::Stdout => writeln!(std::io::stdout(), "{line}"),
         Sink::Stderr => writeln!(std::io::stderr(), "{line}"),
