@@ -23,8 +23,8 @@ other, and is measured for:
              until every expected ban is recorded (each log ends with a
              ban-completing line), and, on a second row, the time until the
              server has logged all their `Ban` lines (the decisions; both
-             servers run the ban commands one at a time, so the rest is a
-             queue of shell start-ups); then, after 2 s, the bans must be exactly
+             servers run the ban commands one at a time, and start them
+             while they still read); then, after 2 s, the bans must be exactly
              that number and the jails' `Total failed` must add up to the
              failures written.
 
