@@ -94,7 +94,7 @@ use std::time::{Duration, Instant};
 /// Bytes of one log read in one go before the loop gets control back.
 pub const READ_BUDGET: u64 = 8 << 20;
 /// Bytes read between two [`LineSink::pause`] calls.
-pub const SLICE: u64 = 32 << 10;
+pub const SLICE: u64 = 16 << 10;
 /// fail2ban's `sleeptime`: the polling cycle, and the pause after an error.
 const SLEEP_TIME: f64 = 2.0;
 /// fail2ban's polling step (`DEFAULT_SLEEP_INTERVAL`).
