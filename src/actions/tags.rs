@@ -132,6 +132,18 @@ pub(crate) fn escape_tag(value: &str) -> String {
     out
 }
 
+/// The value of a special tag, or `None` with the lookup it waits for put
+/// in `need` (or for a tag that is not special).
+fn special_or_lookup(tag: &str, need: &mut Option<DnsKey>) -> Option<String> {
+    match special_tag(tag)? {
+        Ok(v) => Some(v),
+        Err(key) => {
+            *need = Some(key);
+            None
+        }
+    }
+}
+
 /// The tags every phase knows: `<br>`, `<sp>` and the host names.
 /// `Err` names the lookup still to be done.
 fn special_tag(tag: &str) -> Option<Result<String, DnsKey>> {
@@ -221,13 +233,7 @@ pub(crate) fn replace_tag(
             match v {
                 Some(v) if ESCAPED_TAGS.contains(&tag) => Some(escape_tag(&v)),
                 Some(v) => Some(v),
-                None => match special_tag(tag)? {
-                    Ok(v) => Some(v),
-                    Err(key) => {
-                        need = Some(key);
-                        None
-                    }
-                },
+                None => special_or_lookup(tag, &mut need),
             }
         });
         if let Some(key) = need {
@@ -314,13 +320,7 @@ pub(crate) fn replace_dynamic_tags(cmd: &str, src: &dyn TagSource) -> Result<She
             need = Some(key);
             None
         }
-        None => match special_tag(tag)? {
-            Ok(v) => Some(v),
-            Err(key) => {
-                need = Some(key);
-                None
-            }
-        },
+        None => special_or_lookup(tag, &mut need),
     });
     if let Some(key) = need {
         return Err(key);
