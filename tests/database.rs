@@ -457,6 +457,31 @@ fn bantime_increment_as_python() {
     assert_eq!(ours, theirs);
 }
 
+/// Starts a server and runs `commands` through Python's client (for both
+/// servers: their replies are compared), then stops it: each command with
+/// its stdout, its stderr lines without their prefix, and its exit status.
+fn answers(
+    env: &mut Env,
+    which: Impl,
+    commands: &[&[&str]],
+) -> Vec<(String, String, Vec<String>, i32)> {
+    env.start(which);
+    let out = commands
+        .iter()
+        .map(|c| {
+            let (stdout, stderr, code) = env.client_of(Impl::Python, c);
+            let stderr: Vec<String> = stderr
+                .lines()
+                .filter(|l| !l.contains("configreader"))
+                .map(|l| l.split_once(": ").map_or(l, |(_, m)| m).to_string())
+                .collect();
+            (c.join(" "), stdout, stderr, code)
+        })
+        .collect();
+    env.stop();
+    out
+}
+
 #[test]
 fn database_settings_answer_as_python() {
     if python_missing() {
@@ -480,20 +505,7 @@ fn database_settings_answer_as_python() {
     let mut runs = Vec::new();
     for which in [Impl::Python, Impl::Ours] {
         let _ = fs::remove_file(env.dir.join("f2b.sqlite3"));
-        env.start(which);
-        let mut out = Vec::new();
-        for c in commands {
-            // Python's client for both: the servers' replies are compared
-            let (stdout, stderr, code) = env.client_of(Impl::Python, c);
-            let stderr: Vec<String> = stderr
-                .lines()
-                .filter(|l| !l.contains("configreader"))
-                .map(|l| l.split_once(": ").map_or(l, |(_, m)| m).to_string())
-                .collect();
-            out.push((c.join(" "), stdout, stderr, code));
-        }
-        env.stop();
-        runs.push(out);
+        runs.push(answers(&mut env, which, commands));
     }
     assert_eq!(runs[1], runs[0]);
     assert!(runs[0][0].1.contains("$T/f2b.sqlite3"), "{:?}", runs[0]);
@@ -512,37 +524,21 @@ fn database_errors_answer_as_python() {
     let mut env = Env::new("errors");
     env.write("conf/jail.conf", "[DEFAULT]\n");
     let dir = env.path("");
-    let commands: Vec<Vec<String>> = [
-        vec!["set", "dbfile", dir.as_str()],
-        vec!["get", "dbfile"],
-        vec!["set", "dbpurgeage", "1h"],
-        vec!["set", "dbfile", "/nonexistent-f2b/x/f2b.sqlite3"],
-        vec!["set", "dbfile", ":memory:"],
-        vec!["get", "dbpurgeage"],
-        vec!["set", "dbfile", "none"],
-        vec!["get", "dbfile"],
-        vec!["stop"],
-    ]
-    .iter()
-    .map(|c| c.iter().map(|a| a.to_string()).collect())
-    .collect();
-    let mut runs = Vec::new();
-    for which in [Impl::Python, Impl::Ours] {
-        env.start(which);
-        let mut out = Vec::new();
-        for c in &commands {
-            let args: Vec<&str> = c.iter().map(String::as_str).collect();
-            let (stdout, stderr, code) = env.client_of(Impl::Python, &args);
-            let stderr: Vec<String> = stderr
-                .lines()
-                .filter(|l| !l.contains("configreader"))
-                .map(|l| l.split_once(": ").map_or(l, |(_, m)| m).to_string())
-                .collect();
-            out.push((c.join(" "), stdout, stderr, code));
-        }
-        env.stop();
-        runs.push(out);
-    }
+    let commands: &[&[&str]] = &[
+        &["set", "dbfile", dir.as_str()],
+        &["get", "dbfile"],
+        &["set", "dbpurgeage", "1h"],
+        &["set", "dbfile", "/nonexistent-f2b/x/f2b.sqlite3"],
+        &["set", "dbfile", ":memory:"],
+        &["get", "dbpurgeage"],
+        &["set", "dbfile", "none"],
+        &["get", "dbfile"],
+        &["stop"],
+    ];
+    let runs: Vec<_> = [Impl::Python, Impl::Ours]
+        .into_iter()
+        .map(|which| answers(&mut env, which, commands))
+        .collect();
     assert_eq!(runs[1], runs[0]);
     assert!(
         runs[0][0].1.contains("unable to open database file"),

@@ -415,6 +415,19 @@ mod tests {
         assert_eq!(fk, 1);
     }
 
+    /// Has Python's fail2ban open (create or upgrade) the database `file`.
+    fn python_opens(py: &str, file: &Path) {
+        let out = std::process::Command::new(py)
+            .arg("-c")
+            .arg(format!(
+                "from fail2ban.server.database import Fail2BanDb; Fail2BanDb({:?}).close()",
+                file.display().to_string()
+            ))
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+    }
+
     #[test]
     fn schema_text_is_pythons() {
         let py = "/usr/bin/python3";
@@ -424,15 +437,7 @@ mod tests {
         }
         let d = tmp("cmp");
         let theirs = d.join("py.sqlite3");
-        let out = std::process::Command::new(py)
-            .arg("-c")
-            .arg(format!(
-                "from fail2ban.server.database import Fail2BanDb; Fail2BanDb({:?}).close()",
-                theirs.display().to_string()
-            ))
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "{out:?}");
+        python_opens(py, &theirs);
         let ours = connect(d.join("rs.sqlite3").to_str().unwrap()).unwrap();
         let py_conn = Connection::open(&theirs).unwrap();
         assert_eq!(objects(&ours), objects(&py_conn));
@@ -535,15 +540,7 @@ mod tests {
         for f in [&ours, &theirs] {
             Connection::open(f).unwrap().execute_batch(v1).unwrap();
         }
-        let out = std::process::Command::new(py)
-            .arg("-c")
-            .arg(format!(
-                "from fail2ban.server.database import Fail2BanDb; Fail2BanDb({:?}).close()",
-                theirs.display().to_string()
-            ))
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "{out:?}");
+        python_opens(py, &theirs);
         let ours = connect(ours.to_str().unwrap()).unwrap();
         let theirs = Connection::open(&theirs).unwrap();
         let got = dump(&ours);
