@@ -342,6 +342,129 @@ fn our_server_answers_as_python_server() {
     );
 }
 
+/// The configuration steps of the reload session: each replaces the
+/// jails of `jail.conf` (after the common `[DEFAULT]`) before its commands.
+const RELOAD_STEPS: &[(&str, &[&str])] = &[
+    (
+        "[alpha]\nenabled = true\nfilter = simple\nlogpath = {t}/alpha.log\n\n\
+         [beta]\nenabled = true\nfilter = simple\nlogpath = {t}/beta.log\nmaxretry = 5\n",
+        &[
+            "start",
+            "set alpha banip 192.0.2.10 192.0.2.11",
+            "set beta banip 192.0.2.20",
+        ],
+    ),
+    // alpha changed, beta removed, gamma added
+    (
+        "[alpha]\nenabled = true\nfilter = simple\nlogpath = {t}/alpha.log\nmaxretry = 9\n\n\
+         [gamma]\nenabled = true\nfilter = simple\nlogpath = {t}/gamma.log\n",
+        &[
+            "reload",
+            "status",
+            "get alpha banned",
+            "get alpha maxretry",
+            "status beta",
+            "status gamma",
+            "set gamma banip 192.0.2.30",
+        ],
+    ),
+    // beta back, gamma disabled; one jail reloaded, then one restarted
+    // without its bans
+    (
+        "[alpha]\nenabled = true\nfilter = simple\nlogpath = {t}/alpha.log\nbantime = 2h\n\n\
+         [beta]\nenabled = true\nfilter = simple\nlogpath = {t}/beta.log\n\n\
+         [gamma]\nenabled = false\nfilter = simple\nlogpath = {t}/gamma.log\n",
+        &[
+            "reload beta",
+            "status",
+            "get beta banned",
+            "reload alpha",
+            "get alpha bantime",
+            "get alpha banned",
+            "reload --if-exists gamma",
+            "reload gamma",
+            "status",
+            "reload --restart --unban alpha",
+            "get alpha banned",
+            "reload",
+            "status",
+            "stop",
+        ],
+    ),
+];
+
+/// Runs the reload session with `python`'s client against the server of
+/// `env`; returns the outcomes and the sorted lines the action recorded.
+fn reload_session(env: &Env, python: bool) -> (Vec<Outcome>, Vec<String>) {
+    let conf = env.path("conf");
+    let t = env.dir.display().to_string();
+    env.write("gamma.log", "");
+    let mut out = Vec::new();
+    for (jails, commands) in RELOAD_STEPS {
+        let jail_conf = fs::read_to_string(env.dir.join("conf/jail.conf")).unwrap();
+        let common = &jail_conf[..jail_conf.find("\n[").unwrap() + 1];
+        env.write(
+            "conf/jail.conf",
+            &format!("{common}\n{}", jails.replace("{t}", &t)),
+        );
+        for line in *commands {
+            let a = args(&conf, line);
+            let a: Vec<&str> = a.iter().map(String::as_str).collect();
+            out.push(env.run(python, &a, ""));
+        }
+    }
+    env.wait_stopped();
+    let mut recorded: Vec<String> = fs::read_to_string(env.dir.join("actions.txt"))
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_string)
+        .collect();
+    recorded.sort();
+    (out, recorded)
+}
+
+/// Issue 4: `reload` keeps the bans of jails that stay and takes added,
+/// removed and changed jails into account, as Python's server does; the
+/// recorded ban and unban commands are the same too.
+#[test]
+fn reload_applies_configuration_changes_as_python() {
+    if python_missing() {
+        return;
+    }
+    let py_env = Env::new();
+    py_env.write_config();
+    let (reference, py_recorded) = reload_session(&py_env, true);
+    assert_eq!(reference[0].stdout, "Server ready\n");
+    assert!(
+        py_recorded.contains(&"unban 192.0.2.20".to_string()),
+        "removing beta unbans its address: {py_recorded:?}"
+    );
+    let commands: Vec<&str> = RELOAD_STEPS
+        .iter()
+        .flat_map(|s| s.1.iter().copied())
+        .collect();
+    let mut diffs = Vec::new();
+    for python_client in [true, false] {
+        let env = Env::with_server(Path::new(env!("CARGO_BIN_EXE_fail2ban-server")));
+        env.write_config();
+        let (got, recorded) = reload_session(&env, python_client);
+        let who = if python_client { "Python's" } else { "our" };
+        for ((line, want), have) in commands.iter().zip(&reference).zip(&got) {
+            if want != have {
+                diffs.push(format!(
+                    "{who} client, our server: fail2ban-client {line}\n--- python server: {want:#?}\n--- our server: {have:#?}"
+                ));
+            }
+        }
+        if recorded != py_recorded {
+            diffs.push(format!(
+                "{who} client: recorded actions differ\n--- python server: {py_recorded:#?}\n--- our server: {recorded:#?}"
+            ));
+        }
+    }
+    assert!(diffs.is_empty(), "{}", diffs.join("\n"));
+}
+
 #[test]
 fn client_matches_python_against_python_server() {
     if python_missing() {
@@ -504,6 +627,118 @@ fn dump_and_test_match_python_on_the_shipped_tree() {
             env.write("stock/filter.d/broken.conf", filter);
         }
         let runs: Vec<(Vec<String>, String)> = ["-d", "--dp", "-t", "-d -t", "-t status"]
+            .iter()
+            .map(|l| (args(&conf, l), String::new()))
+            .collect();
+        compared += compare(&env, &runs, &mut diffs);
+    }
+    eprintln!(
+        "compared {compared} invocations of each client, {} differ",
+        diffs.len()
+    );
+    assert!(diffs.is_empty(), "{}", diffs.join("\n\n"));
+}
+
+/// The directory of one reference tree: its variable (set by
+/// compat-tests/run-all.sh), else the shared copy beside the repository.
+fn reference_tree(var: &str, shared: &str) -> Option<PathBuf> {
+    let tree = std::env::var_os(var)
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join(shared));
+    if tree.is_dir() {
+        Some(tree)
+    } else {
+        eprintln!(
+            "SKIP: {} is missing (set {var}); its every-jail dump was not compared",
+            tree.display()
+        );
+        None
+    }
+}
+
+/// Copies `tree` to `dest` with every absolute path of `jail.conf` and the
+/// `paths-*.conf` files moved under `root`, and creates a file for each of
+/// them (a glob's wild parts filled in), so that every jail finds its logs.
+fn relocated_copy(tree: &Path, dest: &Path, root: &Path) {
+    copy_tree(tree, dest);
+    let r = root.display().to_string();
+    let absolute = regex::Regex::new(r"(^|[\s=])/([A-Za-z])").unwrap();
+    let path = regex::Regex::new(&format!(r#"{}/[^\s,;"']*"#, regex::escape(&r))).unwrap();
+    let class = regex::Regex::new(r"\[(.)[^\]]*\]").unwrap();
+    for e in fs::read_dir(dest).unwrap() {
+        let file = e.unwrap().path();
+        let name = file.file_name().unwrap().to_string_lossy().into_owned();
+        if name != "jail.conf" && !(name.starts_with("paths-") && name.ends_with(".conf")) {
+            continue;
+        }
+        let text = fs::read_to_string(&file).unwrap();
+        let moved = absolute.replace_all(&text, format!("${{1}}{r}/${{2}}").as_str());
+        for p in path.find_iter(&moved) {
+            let concrete = class.replace_all(p.as_str(), "$1").replace(['*', '?'], "x");
+            let concrete = Path::new(&concrete);
+            if concrete.as_os_str().len() > r.len() + 1 && !p.as_str().ends_with('/') {
+                fs::create_dir_all(concrete.parent().unwrap()).unwrap();
+                fs::write(concrete, "").unwrap();
+            }
+        }
+        fs::write(&file, moved.as_bytes()).unwrap();
+    }
+}
+
+/// Issue 4's acceptance: `-d` (and `--dp`, `-t`) print exactly what
+/// Python's client prints for the 1.0.2 and the upstream tree with every
+/// jail enabled.
+#[test]
+fn dump_of_every_jail_matches_python_on_both_trees() {
+    if python_missing() {
+        return;
+    }
+    let env = Env::new();
+    let mut diffs = Vec::new();
+    let mut compared = 0;
+    for (var, shared, name) in [
+        ("REF102_CONFIG", "../shared/fail2ban-1.0.2/config", "t102"),
+        (
+            "UPSTREAM_CONFIG",
+            "../shared/fail2ban-upstream/config",
+            "tup",
+        ),
+    ] {
+        let Some(tree) = reference_tree(var, shared) else {
+            continue;
+        };
+        let copy = env.dir.join(name);
+        relocated_copy(&tree, &copy, &env.dir.join(format!("{name}-root")));
+        env.write(
+            &format!("{name}/jail.local"),
+            "[DEFAULT]\nenabled = true\nbackend = polling\n",
+        );
+        let conf = copy.display().to_string();
+        let dump = env.run(true, &["-c", &conf, "-d"], "");
+        let jails = dump
+            .stdout
+            .lines()
+            .filter(|l| l.starts_with("['add', "))
+            .count();
+        let sections = fs::read_to_string(copy.join("jail.conf"))
+            .unwrap()
+            .lines()
+            .filter(|l| {
+                l.starts_with('[') && !l.starts_with("[DEFAULT]") && !l.starts_with("[INCLUDES]")
+            })
+            .count();
+        assert_eq!(dump.code, 0, "Python's dump of {name} failed: {dump:#?}");
+        assert!(
+            !dump.stderr.contains("Have not found any log file"),
+            "a jail of {name} lacks its log: {}",
+            dump.stderr
+        );
+        assert_eq!(
+            jails, sections,
+            "every jail of {name}'s jail.conf is in the dump"
+        );
+        let runs: Vec<(Vec<String>, String)> = ["-d", "--dp", "-t"]
             .iter()
             .map(|l| (args(&conf, l), String::new()))
             .collect();
