@@ -36,11 +36,14 @@ struct Outcome {
     code: i32,
 }
 
-/// A temporary directory with our client beside a `fail2ban-server`
-/// link to Python's; stops any server left running on drop.
+/// A temporary directory with our client and a copy of Python's, each
+/// beside a `fail2ban-server` link to the server under test (both clients
+/// start the server found beside them); stops any server left running on
+/// drop.
 struct Env {
     dir: PathBuf,
     ours: PathBuf,
+    python: PathBuf,
 }
 
 impl Env {
@@ -55,13 +58,17 @@ impl Env {
             .unwrap()
             .subsec_nanos();
         let dir = std::env::temp_dir().join(format!("f2b-client-{}-{nanos}", std::process::id()));
-        for d in ["bin", "run", "conf/filter.d", "conf/action.d"] {
+        for d in ["bin", "pybin", "run", "conf/filter.d", "conf/action.d"] {
             fs::create_dir_all(dir.join(d)).unwrap();
         }
         let ours = dir.join("bin/fail2ban-client");
         fs::copy(env!("CARGO_BIN_EXE_fail2ban-client"), &ours).unwrap();
-        std::os::unix::fs::symlink(server, dir.join("bin/fail2ban-server")).unwrap();
-        Env { dir, ours }
+        let python = dir.join("pybin/fail2ban-client");
+        fs::copy(PYTHON_CLIENT, &python).unwrap();
+        for bin in ["bin", "pybin"] {
+            std::os::unix::fs::symlink(server, dir.join(bin).join("fail2ban-server")).unwrap();
+        }
+        Env { dir, ours, python }
     }
 
     fn path(&self, p: &str) -> String {
@@ -108,11 +115,7 @@ impl Env {
     }
 
     fn run(&self, python: bool, args: &[&str], stdin: &str) -> Outcome {
-        let prog = if python {
-            PathBuf::from(PYTHON_CLIENT)
-        } else {
-            self.ours.clone()
-        };
+        let prog = if python { &self.python } else { &self.ours };
         let mut child = Command::new(prog)
             .args(args)
             .stdin(Stdio::piped())
@@ -199,12 +202,15 @@ fn compare(env: &Env, runs: &[(Vec<String>, String)], diffs: &mut Vec<String>) -
     runs.len()
 }
 
+/// Client arguments for a command line; `{t}` stands for the directory
+/// that holds the configuration directory `conf`.
 fn args(conf: &str, line: &str) -> Vec<String> {
+    let t = Path::new(conf).parent().unwrap().display().to_string();
     let mut v = vec!["-c".to_string(), conf.to_string()];
     v.extend(
         line.split(' ')
             .filter(|w| !w.is_empty())
-            .map(str::to_string),
+            .map(|w| w.replace("{t}", &t)),
     );
     v
 }
@@ -274,6 +280,83 @@ const SESSION: &[&str] = &[
     "get alpha",
     "get alpha nosuch",
     "unban",
+    "server-status",
+    "sleep 0.1",
+    "stop nosuchjail",
+    "add --all",
+    "set alpha idle on",
+    "status alpha",
+    "set alpha idle off",
+    "get alpha ignoreself",
+    "set alpha ignoreself false",
+    "get alpha ignoreself",
+    "set alpha ignorecommand /bin/false",
+    "get alpha ignorecommand",
+    "get alpha ignorecache",
+    "set alpha ignorecache key=\"<ip>\",max-count=10,max-time=5m",
+    "get alpha ignorecache",
+    "set alpha addlogpath {t}/beta.log tail",
+    "get alpha logpath",
+    "set alpha dellogpath {t}/beta.log",
+    "set alpha dellogpath {t}/nosuch.log",
+    "get alpha logencoding",
+    "set alpha logencoding latin-1",
+    "set alpha addjournalmatch _SYSTEMD_UNIT=sshd.service",
+    "get alpha prefregex",
+    "set alpha prefregex ^<F-CONTENT>.+</F-CONTENT>$",
+    "get alpha prefregex",
+    "set alpha prefregex",
+    "set alpha addfailregex ^x <HOST> y$",
+    "get alpha failregex",
+    "set alpha delfailregex 1",
+    "set alpha delfailregex 9",
+    "set alpha addignoreregex ^y <HOST>$",
+    "get alpha ignoreregex",
+    "set alpha delignoreregex 0",
+    "set alpha usedns no",
+    "set alpha usedns bogus",
+    "set alpha findtime 1h",
+    "set alpha findtime abc",
+    "set alpha datepattern ^%Y-%m-%d",
+    "get alpha datepattern",
+    "set alpha datepattern {^LN-BEG}",
+    "set alpha logtimezone UTC",
+    "get alpha logtimezone",
+    "set alpha logtimezone Mars/Base",
+    "set alpha maxmatches 3",
+    "get alpha maxmatches",
+    "set alpha maxlines 2",
+    "get alpha maxlines",
+    "set alpha maxretry x",
+    "set alpha bantime.increment true",
+    "get alpha bantime.increment",
+    "set alpha bantime.factor 2",
+    "get alpha bantime.factor",
+    "get alpha bantime.maxtime",
+    "get alpha bantime.nosuch",
+    "set alpha attempt 192.0.2.50 first failure",
+    "set alpha attempt 192.0.2.50",
+    "status alpha",
+    "set alpha addaction second",
+    "set alpha action second actionban echo <ip>",
+    "get alpha action second actionban",
+    "get alpha actions",
+    "get alpha actionmethods second",
+    "get alpha actionproperties second",
+    "set alpha delaction second",
+    "set alpha delaction second",
+    "get alpha actions",
+    "set dbmaxmatches 5",
+    "get dbmaxmatches",
+    "set dbpurgeage 2d",
+    "get dbpurgeage",
+    "set syslogsocket auto",
+    "set loglevel INFO",
+    "set nosuch 1",
+    "set nosuch idle on",
+    "set alpha nosuch 1",
+    "get nosuch nosuch",
+    "get nosuch maxretry",
     "reload",
     "reload alpha",
     "reload --restart --unban alpha",

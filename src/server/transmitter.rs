@@ -63,6 +63,73 @@ impl From<ActionError> for CmdError {
 
 type Reply = Result<PyValue, CmdError>;
 
+/// The `set <jail> ...` requests, besides the `bantime.*` options.
+const JAIL_SET: &[&str] = &[
+    "idle",
+    "ignoreself",
+    "addignoreip",
+    "delignoreip",
+    "ignorecommand",
+    "ignorecache",
+    "addlogpath",
+    "dellogpath",
+    "logencoding",
+    "addjournalmatch",
+    "deljournalmatch",
+    "prefregex",
+    "addfailregex",
+    "addignoreregex",
+    "delfailregex",
+    "delignoreregex",
+    "usedns",
+    "findtime",
+    "datepattern",
+    "logtimezone",
+    "maxmatches",
+    "maxretry",
+    "maxlines",
+    "bantime",
+    "attempt",
+    "banip",
+    "unbanip",
+    "addaction",
+    "delaction",
+    "action",
+];
+
+/// The `get <jail> ...` requests, besides the `bantime.*` options.
+const JAIL_GET: &[&str] = &[
+    "banned",
+    "logpath",
+    "logencoding",
+    "journalmatch",
+    "ignoreself",
+    "ignoreip",
+    "ignorecommand",
+    "ignorecache",
+    "prefregex",
+    "failregex",
+    "ignoreregex",
+    "usedns",
+    "findtime",
+    "datepattern",
+    "logtimezone",
+    "maxmatches",
+    "maxretry",
+    "maxlines",
+    "bantime",
+    "banip",
+    "actions",
+    "action",
+    "actionproperties",
+    "actionmethods",
+];
+
+/// Whether `what` is one of the jail requests `names` (or a `bantime.*`).
+fn jail_command(names: &[&str], what: &str) -> bool {
+    names.contains(&what) || what.starts_with("bantime.")
+}
+
 fn arg(cmd: &[PyValue], i: usize) -> Result<String, CmdError> {
     cmd.get(i)
         .map(PyValue::to_py_str)
@@ -416,7 +483,14 @@ impl Server {
             _ => {}
         }
         let what = arg(cmd, 1)?;
-        let jail = self.jail(&name)?;
+        let invalid =
+            || CmdError::generic("Invalid command (no get action or not yet implemented)");
+        // fail2ban names an unknown request before a missing jail
+        let jail = match self.jail(&name) {
+            Ok(jail) => jail,
+            Err(e) if jail_command(JAIL_GET, &what) => return Err(e),
+            Err(_) => return Err(invalid()),
+        };
         let f = &jail.filter;
         Ok(match what.as_str() {
             "banned" => {
@@ -504,11 +578,7 @@ impl Server {
                 jail.actions.property_names(&arg(cmd, 2)?)?;
                 str_list(crate::actions::ACTION_METHODS.iter().map(|m| m.to_string()))
             }
-            _ => {
-                return Err(CmdError::generic(
-                    "Invalid command (no get action or not yet implemented)",
-                ));
-            }
+            _ => return Err(invalid()),
         })
     }
 
@@ -587,7 +657,20 @@ impl Server {
             _ => {}
         }
         let what = arg(cmd, 1)?;
-        self.jail(&name)?;
+        let invalid = |what: &str| {
+            CmdError::generic(format!(
+                "Invalid command {} (no set action or not yet implemented)",
+                crate::pyvalue::str_repr(what)
+            ))
+        };
+        // fail2ban names an unknown request before a missing jail
+        if let Err(e) = self.jail(&name) {
+            return Err(if jail_command(JAIL_SET, &what) {
+                e
+            } else {
+                invalid(&what)
+            });
+        }
         match what.as_str() {
             "idle" => {
                 let v = arg(cmd, 2)?;
@@ -881,10 +964,7 @@ impl Server {
                 let v = j.actions.property(&act, &key)?;
                 self.quiet_or(v)
             }
-            other => Err(CmdError::generic(format!(
-                "Invalid command {} (no set action or not yet implemented)",
-                crate::pyvalue::str_repr(other)
-            ))),
+            other => Err(invalid(other)),
         }
     }
 }
