@@ -20,7 +20,7 @@ use super::template::{
     LINE_BEGIN, LINE_END, Template, TemplateCache, pattern_key, substitute_date, unbound_pattern,
 };
 use super::{DateError, Timestamp, time_zone_offset};
-use crate::regex::Captures;
+use crate::regex::{Captures, StartMemo};
 
 /// Seconds a template may stay unused before any winner may replace it.
 const UNUSED_TIME: f64 = 300.0;
@@ -48,7 +48,7 @@ pub struct TemplateInfo {
     pub distance: i64,
     last_used: f64,
     template: Arc<Template>,
-    memo: Option<Memo>,
+    memo: StartMemo,
 }
 
 impl TemplateInfo {
@@ -62,7 +62,7 @@ impl TemplateInfo {
             distance: FAR,
             last_used: 0.0,
             template,
-            memo: None,
+            memo: StartMemo::default(),
         }
     }
 
@@ -196,54 +196,16 @@ fn coarse_now() -> f64 {
     ts.tv_sec as f64 + ts.tv_nsec as f64 * 1e-9
 }
 
-/// The groups of the last date a template found at a line's start, reused
-/// when the next line starts with the same text: for a template whose
-/// automaton gives Python's exact span, equal text up to one character
-/// past the match (or up to the end of a line the match ended) and the
-/// same span mean the same backtracking path, hence the same groups.
-/// Consecutive log lines very often carry the same timestamp.
-#[derive(Debug, Clone)]
-struct Memo {
-    end: usize,
-    key: Vec<u8>,
-    caps: Captures,
-}
-
-/// A search of the whole line, through the template's memo when the
-/// automaton can confirm the span.
-fn search_line(memo: &mut Option<Memo>, t: &Template, line: &str, caps: &mut Captures) -> bool {
-    let Some(span) = t.regex.automaton_span(line) else {
+/// A search of the whole line: through the template's memo when its
+/// matches start at the line's beginning (see [`StartMemo`]), else the
+/// automaton, then the backtracker.
+fn search_line(memo: &mut StartMemo, t: &Template, line: &str, caps: &mut Captures) -> bool {
+    if !t.regex.at_start() {
         return search(t, line, 0, line.len(), caps);
-    };
-    let Some((s, e)) = span else {
-        return false;
-    };
-    if s == 0
-        && let Some(m) = memo.as_ref()
-        && m.end == e
-        && line.as_bytes().starts_with(&m.key)
-        && (m.key.len() > e || line.len() == e)
-    {
-        caps.clone_from(&m.caps);
-        t.count_hit();
-        return true;
     }
-    // the automaton found where the match starts: one step of the search
-    let hit = t.regex.match_at_into(line, s, caps);
+    let hit = t.regex.match_start_memo(line, caps, memo);
     if hit {
         t.count_hit();
-    }
-    if hit && s == 0 && caps.span() == (s, e) {
-        let key_end = line[e..].chars().next().map_or(e, |c| e + c.len_utf8());
-        let m = memo.get_or_insert_with(|| Memo {
-            end: e,
-            key: Vec::new(),
-            caps: Captures::default(),
-        });
-        m.end = e;
-        m.key.clear();
-        m.key.extend_from_slice(&line.as_bytes()[..key_end]);
-        m.caps.clone_from(caps);
     }
     hit
 }

@@ -24,6 +24,8 @@
 //! shortcut states why the groups stay sre's where it is made; the
 //! differential tests (`difftest`) check them against the interpreter.
 
+use std::cell::{Cell, RefCell};
+
 use super::charset::{CaseMode, CharSet, any_set, class_set, is_py_word, literal_set, lower};
 use super::parse::{
     ASCII, At, DOTALL, IGNORECASE, Item, MAXREPEAT, MULTILINE, Parsed, RepeatKind, UNICODE,
@@ -227,6 +229,88 @@ pub(super) fn at_start(parsed: &Parsed) -> bool {
 }
 
 const SUCCESS: usize = 0;
+
+/// The backtracking depth of a recorded run (see
+/// [`Program::match_recorded`]); deeper runs are not recorded.
+const SHALLOW_DEPTH: usize = 1_000;
+
+/// Positions a [`Tests`] follows; a run reading further is not memoized.
+pub(super) const TESTED_SPAN: usize = 64;
+
+/// What the tests of recorded runs told apart at each position of the
+/// text: per position, a class for each ASCII byte (two bytes share a
+/// class when every test made there at any recorded run gave the same
+/// answer for both), or no classes at all (every byte its own, where a
+/// back-reference compared the text itself).  Bytes of non-ASCII
+/// characters are always classes of their own.  A run on a text whose
+/// bytes have the same classes as a recorded text's, up to where the run
+/// read, makes the same tests with the same answers: it takes the same
+/// path, with the same outcome and groups.
+#[derive(Debug, Clone, Default)]
+pub struct Tests {
+    rows: Vec<[u8; 128]>,
+    exact: Vec<bool>,
+    /// Whether a class was split since the flag was last cleared.
+    pub(super) changed: bool,
+    /// Whether a run read past [`TESTED_SPAN`].
+    pub(super) beyond: bool,
+}
+
+impl Tests {
+    /// The class of byte `b` at `pos` (within the tested span).
+    #[inline]
+    pub(super) fn class(&self, pos: usize, b: u8) -> u8 {
+        if b >= 128 || self.exact.get(pos).copied().unwrap_or(false) {
+            b
+        } else {
+            self.rows.get(pos).map_or(0, |row| row[b as usize])
+        }
+    }
+
+    fn row(&mut self, pos: usize) -> Option<&mut [u8; 128]> {
+        if pos >= TESTED_SPAN {
+            self.beyond = true;
+            return None;
+        }
+        if self.rows.len() <= pos {
+            self.rows.resize(pos + 1, [0; 128]);
+            self.exact.resize(pos + 1, false);
+        }
+        if self.exact[pos] {
+            return None;
+        }
+        Some(&mut self.rows[pos])
+    }
+
+    /// Records a test of `member` on the byte at `pos`.
+    fn split(&mut self, pos: usize, member: impl Fn(u8) -> bool) {
+        let Some(row) = self.row(pos) else {
+            return;
+        };
+        let mut ids = [[u8::MAX; 2]; 128];
+        let mut next = 0u8;
+        let mut split = false;
+        for b in 0..128u8 {
+            let old = row[b as usize] as usize;
+            let side = usize::from(member(b));
+            if ids[old][side] == u8::MAX {
+                split |= ids[old][1 - side] != u8::MAX;
+                ids[old][side] = next;
+                next += 1;
+            }
+            row[b as usize] = ids[old][side];
+        }
+        self.changed |= split;
+    }
+
+    /// Records a comparison of the byte at `pos` with others.
+    fn exact(&mut self, pos: usize) {
+        if self.row(pos).is_some() {
+            self.exact[pos] = true;
+            self.changed = true;
+        }
+    }
+}
 
 impl Program {
     /// Compiles a parsed pattern (flags resolved as `re._compiler` does).
@@ -534,7 +618,7 @@ impl Program {
         slots: Option<&mut Vec<Option<usize>>>,
         depth: usize,
     ) -> Outcome {
-        let mut m = Matcher::new(self, hay, scratch, depth);
+        let mut m = Matcher::<false>::new(self, hay, scratch, depth, None);
         let mut start = pos;
         loop {
             m.reset();
@@ -552,6 +636,29 @@ impl Program {
             }
             start += utf8_len(hay.as_bytes()[start]);
         }
+    }
+
+    /// Python's `match(text)` (a search anchored at 0) that records in
+    /// `tests` what each position's tests told apart; returns the outcome
+    /// and the end of the bytes read, past the text's length when the run
+    /// looked at the end of the text.
+    pub(super) fn match_recorded(
+        &self,
+        hay: &str,
+        scratch: &mut Scratch,
+        slots: &mut Vec<Option<usize>>,
+        tests: &RefCell<Tests>,
+    ) -> (Outcome, usize) {
+        let mut m = Matcher::<true>::new(self, hay, scratch, SHALLOW_DEPTH, Some(tests));
+        let outcome = if m.run(self.start, 0) {
+            m.fill(0, slots);
+            Outcome::Match
+        } else if m.too_deep {
+            Outcome::TooDeep
+        } else {
+            Outcome::NoMatch
+        };
+        (outcome, m.touched.get())
     }
 }
 
@@ -648,9 +755,13 @@ struct RepeatCtx {
     prev: Option<usize>,
 }
 
-struct Matcher<'a> {
+/// A run of the program; with `RECORD`, what it reads is noted in `tests`
+/// and `touched` (see [`Program::match_recorded`]).
+struct Matcher<'a, const RECORD: bool> {
     prog: &'a Program,
     hay: &'a [u8],
+    tests: Option<&'a RefCell<Tests>>,
+    touched: Cell<usize>,
     marks: &'a mut Vec<Option<usize>>,
     lastmark: isize,
     /// Saved marks (`MARK_PUSH`).
@@ -664,13 +775,21 @@ struct Matcher<'a> {
     too_deep: bool,
 }
 
-impl<'a> Matcher<'a> {
-    fn new(prog: &'a Program, hay: &'a str, scratch: &'a mut Scratch, limit: usize) -> Matcher<'a> {
+impl<'a, const RECORD: bool> Matcher<'a, RECORD> {
+    fn new(
+        prog: &'a Program,
+        hay: &'a str,
+        scratch: &'a mut Scratch,
+        limit: usize,
+        tests: Option<&'a RefCell<Tests>>,
+    ) -> Matcher<'a, RECORD> {
         scratch.marks.clear();
         scratch.marks.resize(2 * prog.groups, None);
         Matcher {
             prog,
             hay: hay.as_bytes(),
+            tests,
+            touched: Cell::new(0),
             marks: &mut scratch.marks,
             lastmark: -1,
             stack: &mut scratch.stack,
@@ -714,11 +833,13 @@ impl<'a> Matcher<'a> {
     /// The character at `pos` and the position after it.
     #[inline]
     fn next_char(&self, pos: usize) -> Option<(u32, usize)> {
+        self.saw(pos + 1);
         let b = *self.hay.get(pos)?;
         if b < 0x80 {
             return Some((b as u32, pos + 1));
         }
         let len = utf8_len(b);
+        self.saw(pos + len);
         let bytes = &self.hay[pos..pos + len];
         let mut c = (b as u32) & (0x7F >> len);
         for &x in &bytes[1..] {
@@ -750,8 +871,72 @@ impl<'a> Matcher<'a> {
         }
     }
 
+    /// Notes (when recording) that the bytes before `end` were read
+    /// (`end` past the length: the end of the text was seen).
+    #[inline]
+    fn saw(&self, end: usize) {
+        if RECORD && end > self.touched.get() {
+            self.touched.set(end);
+        }
+    }
+
+    /// Notes (when recording) a test of `member` on the byte at `pos`.
+    #[inline]
+    fn note(&self, pos: usize, member: impl Fn(u8) -> bool) {
+        if RECORD {
+            self.saw(pos + 1);
+            if pos >= self.hay.len() {
+                return;
+            }
+            if let Some(t) = self.tests {
+                t.borrow_mut().split(pos, member);
+            }
+        }
+    }
+
+    /// Notes a test of the bytes at `pos` against set `set`.
+    #[inline]
+    fn note_set(&self, pos: usize, set: usize) {
+        if RECORD {
+            let set = &self.prog.sets[set];
+            self.note(pos, |b| set.bytes[b as usize] == IN);
+        }
+    }
+
+    /// Notes a comparison of the bytes of `from..to` with other text.
+    fn note_exact(&self, from: usize, to: usize) {
+        if RECORD {
+            self.saw(to + 1);
+            if let Some(t) = self.tests {
+                for pos in from..to.min(self.hay.len()) {
+                    t.borrow_mut().exact(pos);
+                }
+            }
+        }
+    }
+
     fn at(&self, at: AtCode, pos: usize) -> bool {
         let end = self.hay.len();
+        if RECORD {
+            let newline = |b: u8| b == b'\n';
+            let word = |b: u8| b == b'_' || b.is_ascii_alphanumeric();
+            match at {
+                AtCode::Beginning => {}
+                AtCode::BeginningLine if pos > 0 => self.note(pos - 1, newline),
+                AtCode::BeginningLine => {}
+                AtCode::End => {
+                    self.note(pos, newline);
+                    self.saw(pos + 2);
+                }
+                AtCode::EndLine | AtCode::EndString => self.note(pos, newline),
+                AtCode::Boundary { .. } | AtCode::NonBoundary { .. } => {
+                    if pos > 0 {
+                        self.note(pos - 1, word);
+                    }
+                    self.note(pos, word);
+                }
+            }
+        }
         match at {
             AtCode::Beginning => pos == 0,
             AtCode::BeginningLine => pos == 0 || self.hay[pos - 1] == b'\n',
@@ -822,10 +1007,14 @@ impl<'a> Matcher<'a> {
     /// where they end.
     #[inline]
     fn count(&self, set: usize, pos: usize, max: u32) -> (u32, usize) {
+        let set_index = set;
         let set = &self.prog.sets[set];
         let hay = self.hay;
         if max == MAXREPEAT && set.all_but_newline {
             let end = memchr::memchr(b'\n', &hay[pos..]).map_or(hay.len(), |i| pos + i);
+            for p in pos..=end {
+                self.note(p, |b| b == b'\n');
+            }
             let run = &hay[pos..end];
             let n = if run.is_ascii() {
                 run.len()
@@ -845,7 +1034,12 @@ impl<'a> Matcher<'a> {
             let stop = hay.len().min(p.saturating_add(limit - n));
             let run = p;
             while p < stop && set.bytes[hay[p] as usize] == IN {
+                self.note_set(p, set_index);
                 p += 1;
+            }
+            if p < stop || p == hay.len() {
+                // the byte that ended the run (or the end of the text)
+                self.note_set(p, set_index);
             }
             n += p - run;
             if n >= limit || p >= hay.len() || set.bytes[hay[p] as usize] != WIDE {
@@ -866,6 +1060,7 @@ impl<'a> Matcher<'a> {
     #[inline]
     fn may_start(&self, pc: usize, pos: usize) -> bool {
         let first = &self.prog.first[pc];
+        self.note(pos, |b| first.has(b));
         match self.hay.get(pos) {
             Some(&b) => first.has(b),
             None => first.at_end,
@@ -897,6 +1092,7 @@ impl<'a> Matcher<'a> {
                     return true;
                 }
                 Op::Char { set, next } => {
+                    self.note_set(pos, *set);
                     let set = &self.prog.sets[*set];
                     match self.hay.get(pos).map(|&b| set.bytes[b as usize]) {
                         Some(IN) => pos += 1,
@@ -909,6 +1105,11 @@ impl<'a> Matcher<'a> {
                     pc = *next;
                 }
                 Op::Text { text, next } => {
+                    if RECORD {
+                        for (i, &t) in text.iter().enumerate() {
+                            self.note(pos + i, |b| b == t);
+                        }
+                    }
                     if !self.hay[pos..].starts_with(text) {
                         return false;
                     }
@@ -1015,6 +1216,8 @@ impl<'a> Matcher<'a> {
     }
 
     fn match_ref(&self, s: usize, e: usize, pos: usize, case: CaseMode) -> Option<usize> {
+        self.note_exact(s, e);
+        self.note_exact(pos, pos + (e - s));
         let mut p = s;
         let mut q = pos;
         while p < e {

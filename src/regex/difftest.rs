@@ -2,7 +2,7 @@
 //! search ranges go to `/usr/bin/python3` (one process, JSON on stdin) and
 //! to [`PyRegex`]; compile errors (`str(e)`) and group spans must agree.
 
-use super::{Flags, PyRegex, PyRegexSet};
+use super::{Captures, Flags, PyRegex, PyRegexSet, StartMemo};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -1114,6 +1114,69 @@ fn random_patterns_agree_with_python() {
         }
     }
     assert_agree(&cases);
+}
+
+/// The start memo (see [`StartMemo`]) answers as a search does: random
+/// line-begin patterns (look-arounds, back-references, boundaries,
+/// loops), each on texts from a small alphabet, through one memo per
+/// pattern; the texts repeat their shapes, so most answers come from the
+/// memo.
+#[test]
+fn start_memo_answers_as_search() {
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    let alphabet = ["a", "b", "1", "2", " ", "\n", "é", "A", "-", ":"];
+    let (mut searched, mut remembered) = (0, 0);
+    // back-references compare the text itself, which no class captures
+    let fixed = [
+        r"^(\w)\1",
+        r"^(?i)(\w)-\1",
+        r"^(\d+):\1$",
+        r"^(?P<s>[-:])\d(?P=s)",
+    ];
+    for round in 0..1500 + fixed.len() {
+        let mut g = Gen {
+            rng: Rng(rng.next() | 1),
+            groups: 0,
+            open: Vec::new(),
+        };
+        let pattern = match fixed.get(round) {
+            Some(p) => p.to_string(),
+            None => format!("^(?:{})", g.alt(0)),
+        };
+        let flags = Flags {
+            multiline: false,
+            ignorecase: rng.below(4) == 0,
+            dotall: rng.below(4) == 0,
+        };
+        let Ok(re) = PyRegex::with_flags(&pattern, flags) else {
+            continue;
+        };
+        assert!(re.at_start(), "{pattern}");
+        let mut memo = StartMemo::default();
+        let mut caps = Captures::new();
+        for _ in 0..60 {
+            let len = rng.below(10);
+            let text: String = (0..len)
+                .map(|_| alphabet[rng.below(alphabet.len())])
+                .collect();
+            let before = memo.map.len();
+            let hit = re.match_start_memo(&text, &mut caps, &mut memo);
+            let got = hit.then(|| (0..caps.len()).map(|i| caps.get(i)).collect::<Vec<_>>());
+            let want = re
+                .search(&text)
+                .map(|c| (0..c.len()).map(|i| c.get(i)).collect::<Vec<_>>());
+            assert_eq!(got, want, "{pattern:?} {flags:?} on {text:?}");
+            searched += 1;
+            if memo.map.len() == before && before > 0 {
+                remembered += 1;
+            }
+        }
+    }
+    eprintln!("the memo answered {remembered} of {searched} searches");
+    assert!(
+        remembered * 3 > searched,
+        "the memo answered {remembered} of {searched} searches"
+    );
 }
 
 /// Regenerates the Unicode data of `tables` from the interpreter.

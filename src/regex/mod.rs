@@ -70,11 +70,12 @@ mod difftest;
 #[cfg(test)]
 mod tests;
 
-use backtrack::{Outcome, Program, Scratch};
+use backtrack::{Outcome, Program, Scratch, Tests};
 use regex_automata::{Input, meta};
 use std::cell::RefCell;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
+use std::hash::BuildHasherDefault;
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 
 /// Compile flags, as Python's `re.MULTILINE`, `re.IGNORECASE`, `re.DOTALL`.
@@ -414,6 +415,41 @@ impl PyRegex {
         self.backtrack(text, start, true, Some(&mut caps.slots))
     }
 
+    /// Whether every match starts at the beginning of the text (the
+    /// pattern opens with `^` or `\A`, without MULTILINE).
+    pub fn at_start(&self) -> bool {
+        backtrack::at_start(&self.inner.parsed)
+    }
+
+    /// Python's `search(text)` for a pattern whose matches start at the
+    /// beginning of the text ([`at_start`](Self::at_start)), answered from
+    /// `memo` when a text read the same way was searched before.
+    pub fn match_start_memo(&self, text: &str, caps: &mut Captures, memo: &mut StartMemo) -> bool {
+        if let Some(matched) = memo.get(text.as_bytes(), &mut caps.slots) {
+            return matched;
+        }
+        let program = self.program();
+        let searched = SCRATCH.with(|s| {
+            let mut s = s.try_borrow_mut().ok()?;
+            Some(program.match_recorded(text, &mut s, &mut caps.slots, &memo.tests))
+        });
+        match searched {
+            Some((Outcome::Match, touched)) => {
+                memo.put(text.as_bytes(), touched, Some(&caps.slots));
+                true
+            }
+            Some((Outcome::NoMatch, touched)) => {
+                caps.slots.clear();
+                memo.put(text.as_bytes(), touched, None);
+                false
+            }
+            _ => {
+                memo.tests.get_mut().beyond = false;
+                self.match_at_into(text, 0, caps)
+            }
+        }
+    }
+
     fn unicode_form(&self) -> Option<&meta::Regex> {
         self.inner
             .unicode_re
@@ -540,6 +576,113 @@ impl PyRegex {
             slots.clear();
         }
         outcome == Outcome::Match
+    }
+}
+
+/// Results of [`PyRegex::match_start_memo`] for texts already searched,
+/// keyed by the classes of the bytes each search read, per position (see
+/// [`backtrack::Tests`]): a later text whose bytes have the same classes
+/// there is searched along the same path, with the same outcome and
+/// groups.  Log lines differ in their digits and words more than in how a
+/// date template reads them: a `%H:%M:%S` time has a few dozen class
+/// sequences, not 86,400.
+#[derive(Debug, Clone, Default)]
+pub struct StartMemo {
+    tests: RefCell<Tests>,
+    /// The key shapes stored: how many bytes were read, and whether the
+    /// end of the text was.
+    shapes: Vec<(usize, bool)>,
+    /// Key (classes, then 1 when the end was read) → outcome.
+    map: HashMap<Box<[u8]>, Stored, KeyHash>,
+    classes: Vec<u8>,
+    probe: Vec<u8>,
+}
+
+type KeyHash = BuildHasherDefault<KeyHasher>;
+
+/// A memoized outcome: the group slots (`u32::MAX` for none), or `None`
+/// for no match.
+type Stored = Option<Box<[u32]>>;
+
+/// Shapes and entries a [`StartMemo`] keeps (it starts afresh when full).
+const MEMO_SHAPES: usize = 16;
+const MEMO_ENTRIES: usize = 4096;
+
+impl StartMemo {
+    /// The stored outcome for `text`, if any (its groups then in `slots`).
+    fn get(&mut self, text: &[u8], slots: &mut Vec<Option<usize>>) -> Option<bool> {
+        self.classes.clear();
+        let tests = self.tests.get_mut();
+        for &(k, ends) in &self.shapes {
+            if text.len() < k || (ends && text.len() != k) {
+                continue;
+            }
+            while self.classes.len() < k {
+                let i = self.classes.len();
+                self.classes.push(tests.class(i, text[i]));
+            }
+            self.probe.clear();
+            self.probe.extend_from_slice(&self.classes[..k]);
+            self.probe.push(u8::from(ends));
+            if let Some(found) = self.map.get(self.probe.as_slice()) {
+                slots.clear();
+                if let Some(stored) = found {
+                    slots.extend(
+                        stored
+                            .iter()
+                            .map(|&p| (p != u32::MAX).then_some(p as usize)),
+                    );
+                }
+                return Some(found.is_some());
+            }
+        }
+        None
+    }
+
+    /// Stores the outcome of the recorded search of `text` that read
+    /// `touched` bytes.
+    fn put(&mut self, text: &[u8], touched: usize, slots: Option<&[Option<usize>]>) {
+        let tests = self.tests.get_mut();
+        if std::mem::take(&mut tests.changed) {
+            // the classes of earlier keys were split
+            self.map.clear();
+        }
+        if std::mem::take(&mut tests.beyond) || text.len() >= u32::MAX as usize {
+            return;
+        }
+        let shape = (touched.min(text.len()), touched > text.len());
+        if !self.shapes.contains(&shape) {
+            if self.shapes.len() == MEMO_SHAPES {
+                return;
+            }
+            self.shapes.push(shape);
+        }
+        if self.map.len() >= MEMO_ENTRIES {
+            self.map.clear();
+        }
+        let mut key: Vec<u8> = (0..shape.0).map(|i| tests.class(i, text[i])).collect();
+        key.push(u8::from(shape.1));
+        let value = slots.map(|s| s.iter().map(|p| p.map_or(u32::MAX, |p| p as u32)).collect());
+        self.map.insert(key.into_boxed_slice(), value);
+    }
+}
+
+/// A fast hash for the memo's short keys (FxHash's mixing step).
+#[derive(Default)]
+struct KeyHasher(u64);
+
+impl std::hash::Hasher for KeyHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut word = [0u8; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            self.0 = (self.0.rotate_left(5) ^ u64::from_le_bytes(word))
+                .wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+        }
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
     }
 }
 
