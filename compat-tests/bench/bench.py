@@ -4,17 +4,19 @@
 For each generated log (see genlogs.py: an Asterisk "messages" file and an sshd
 auth.log, 1,000,000 lines each by default) and each filter set (the stock
 1.0.2 filters of the reference configuration, and our etc/fail2ban filters),
-both programs run in turn with the same arguments (`-c CONFIG -r LOG FILTER`)
-and this prints, per run, the wall time, lines per second and peak resident
-memory (from wait4), then the ratios ours/Python and the two `Lines:` summary
-lines.  The figures are for reading, not a timed test: the exit status is 1
+both programs run in turn with the same arguments (`-c CONFIG -r LOG FILTER`),
+alternately, --runs times each (3 by default: this machine's timings vary by
+up to a third from one run to the next), and this prints, per program, the
+median wall time, lines per second and the highest peak resident memory
+(from wait4), every run's wall time, then the ratios ours/Python (of the
+medians) and the two `Lines:` summary lines.  The figures are for reading, not a timed test: the exit status is 1
 only when the two programs disagree on `Lines:` or one of them fails, and with
 --enforce also when the project's target is missed (ours at least 30 times
 faster and at most a fifth of Python's peak memory, on every run).
 
 Usage:
   bench.py [--quick | --lines N] [--logs asterisk,sshd] [--filters stock,ours]
-           [--ours PATH] [--python PATH] [--dns] [--enforce]
+           [--runs N] [--ours PATH] [--python PATH] [--dns] [--enforce]
 
 Paths come from compat-tests/refs.py: F2B_PYTHON_REGEX, F2B_OURS (default
 target/release/fail2ban-regex, built when missing), F2B_REF_CONFIG (stock
@@ -86,6 +88,8 @@ def main():
     parser.add_argument("--filters", default="stock,ours",
                         help="comma-separated filter sets: stock (reference config), ours (etc/fail2ban)")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--runs", type=int, default=3,
+                        help="runs of each program per log and filter set; the median counts (default 3)")
     parser.add_argument("--ours", help="our fail2ban-regex (default from refs.py)")
     parser.add_argument("--python", help="Python's fail2ban-regex (default from refs.py)")
     parser.add_argument("--dns", action="store_true", help="do not pass -r (resolve host names)")
@@ -120,13 +124,18 @@ def main():
         print("bench: %s log %s (%d lines)" % (kind, path, lines))
         for name in sets:
             cmd_tail = ["-c", configs[name]] + ([] if args.dns else ["-r"]) + [path, kind]
+            walls = {"python": [], "ours": []}
             results = {}
-            for who, binary in (("python", python), ("ours", ours)):
-                wall, rss, code, out, err = run_measured([binary] + cmd_tail)
-                results[who] = (wall, rss, code, summary_line(out))
-                if code != 0:
-                    failures.append("%s/%s: %s exited with %d: %s" % (
-                        kind, name, who, code, err.strip().splitlines()[-1:] or out[-200:]))
+            for _ in range(max(1, args.runs)):
+                for who, binary in (("python", python), ("ours", ours)):
+                    wall, rss, code, out, err = run_measured([binary] + cmd_tail)
+                    walls[who].append(wall)
+                    peak = max(rss, results[who][1]) if who in results else rss
+                    results[who] = (sorted(walls[who])[(len(walls[who]) - 1) // 2], peak, code,
+                                    summary_line(out))
+                    if code != 0:
+                        failures.append("%s/%s: %s exited with %d: %s" % (
+                            kind, name, who, code, err.strip().splitlines()[-1:] or out[-200:]))
             (pw, prss, _, plines), (ow, orss, _, olines) = results["python"], results["ours"]
             speed = pw / ow if ow > 0 else float("inf")
             mem = orss / prss if prss else float("inf")
@@ -136,14 +145,15 @@ def main():
                     kind, name, plines, olines))
             if speed < TARGET_SPEED or mem > TARGET_RSS:
                 missed_target.append("%s/%s" % (kind, name))
-            rows.append((kind, name, pw, prss, ow, orss, speed, mem, plines, olines, same))
+            rows.append((kind, name, pw, prss, ow, orss, speed, mem, plines, olines, same, walls))
 
     print()
     print("%-9s %-6s %-7s %9s %12s %10s" % ("log", "filter", "program", "wall s", "lines/s", "peak MiB"))
-    for kind, name, pw, prss, ow, orss, speed, mem, plines, olines, same in rows:
+    for kind, name, pw, prss, ow, orss, speed, mem, plines, olines, same, walls in rows:
         for who, wall, rss in (("python", pw, prss), ("ours", ow, orss)):
-            print("%-9s %-6s %-7s %9.2f %12s %10.1f" % (
-                kind, name, who, wall, human_rate(lines, wall), rss / 1024.0))
+            print("%-9s %-6s %-7s %9.2f %12s %10.1f   runs: %s" % (
+                kind, name, who, wall, human_rate(lines, wall), rss / 1024.0,
+                " ".join("%.2f" % w for w in walls[who])))
         print("%-9s %-6s ratio:  ours is %.1fx faster, peak RSS %.3f of Python's -> target %s" % (
             "", "", speed, mem,
             "met" if speed >= TARGET_SPEED and mem <= TARGET_RSS else "MISSED"))

@@ -606,7 +606,7 @@ type Stored = Option<Box<[u32]>>;
 
 /// Shapes and entries a [`StartMemo`] keeps (it starts afresh when full).
 const MEMO_SHAPES: usize = 16;
-const MEMO_ENTRIES: usize = 4096;
+const MEMO_ENTRIES: usize = 1024;
 
 impl StartMemo {
     /// The stored outcome for `text`, if any (its groups then in `slots`).
