@@ -202,6 +202,24 @@ fn compare(env: &Env, runs: &[(Vec<String>, String)], diffs: &mut Vec<String>) -
     runs.len()
 }
 
+/// [`compare`] for command lines with configuration `conf` and no input.
+fn compare_lines(env: &Env, conf: &str, lines: &[&str], diffs: &mut Vec<String>) -> usize {
+    let runs: Vec<(Vec<String>, String)> = lines
+        .iter()
+        .map(|l| (args(conf, l), String::new()))
+        .collect();
+    compare(env, &runs, diffs)
+}
+
+/// Prints how many invocations were compared; fails with the differences.
+fn report(compared: usize, diffs: &[String]) {
+    eprintln!(
+        "compared {compared} invocations of each client, {} differ",
+        diffs.len()
+    );
+    assert!(diffs.is_empty(), "{}", diffs.join("\n\n"));
+}
+
 /// Client arguments for a command line; `{t}` stands for the directory
 /// that holds the configuration directory `conf`.
 fn args(conf: &str, line: &str) -> Vec<String> {
@@ -631,11 +649,7 @@ fn client_matches_python_against_python_server() {
     ));
     offline.push((args(&conf, "-i"), "status\n".to_string()));
     compared += compare(&env, &offline, &mut diffs);
-    eprintln!(
-        "compared {compared} invocations of each client, {} differ",
-        diffs.len()
-    );
-    assert!(diffs.is_empty(), "{}", diffs.join("\n\n"));
+    report(compared, &diffs);
 }
 
 fn copy_tree(from: &Path, to: &Path) {
@@ -709,17 +723,14 @@ fn dump_and_test_match_python_on_the_shipped_tree() {
         if !filter.is_empty() {
             env.write("stock/filter.d/broken.conf", filter);
         }
-        let runs: Vec<(Vec<String>, String)> = ["-d", "--dp", "-t", "-d -t", "-t status"]
-            .iter()
-            .map(|l| (args(&conf, l), String::new()))
-            .collect();
-        compared += compare(&env, &runs, &mut diffs);
+        compared += compare_lines(
+            &env,
+            &conf,
+            &["-d", "--dp", "-t", "-d -t", "-t status"],
+            &mut diffs,
+        );
     }
-    eprintln!(
-        "compared {compared} invocations of each client, {} differ",
-        diffs.len()
-    );
-    assert!(diffs.is_empty(), "{}", diffs.join("\n\n"));
+    report(compared, &diffs);
 }
 
 /// The directory of one reference tree: its variable (set by
@@ -821,17 +832,9 @@ fn dump_of_every_jail_matches_python_on_both_trees() {
             jails, sections,
             "every jail of {name}'s jail.conf is in the dump"
         );
-        let runs: Vec<(Vec<String>, String)> = ["-d", "--dp", "-t"]
-            .iter()
-            .map(|l| (args(&conf, l), String::new()))
-            .collect();
-        compared += compare(&env, &runs, &mut diffs);
+        compared += compare_lines(&env, &conf, &["-d", "--dp", "-t"], &mut diffs);
     }
-    eprintln!(
-        "compared {compared} invocations of each client, {} differ",
-        diffs.len()
-    );
-    assert!(diffs.is_empty(), "{}", diffs.join("\n\n"));
+    report(compared, &diffs);
 }
 
 fn s(v: &str) -> PyValue {
@@ -1024,9 +1027,5 @@ fn clients_read_every_reply_shape_alike() {
         .collect();
     let mut diffs = Vec::new();
     let compared = compare(&env, &runs, &mut diffs);
-    eprintln!(
-        "compared {compared} invocations of each client, {} differ",
-        diffs.len()
-    );
-    assert!(diffs.is_empty(), "{}", diffs.join("\n\n"));
+    report(compared, &diffs);
 }
