@@ -1217,12 +1217,14 @@ impl<'a, const RECORD: bool> Matcher<'a, RECORD> {
 
     fn match_ref(&self, s: usize, e: usize, pos: usize, case: CaseMode) -> Option<usize> {
         self.note_exact(s, e);
-        self.note_exact(pos, pos + (e - s));
         let mut p = s;
         let mut q = pos;
         while p < e {
             let (a, p2) = self.next_char(p)?;
             let (b, q2) = self.next_char(q)?;
+            // a character of either case may take other widths: each one
+            // compared is noted where it is
+            self.note_exact(q, q2);
             let same = match case {
                 CaseMode::Sensitive => a == b,
                 CaseMode::Unicode => lower(a) == lower(b),
