@@ -592,21 +592,19 @@ pub struct StartMemo {
     /// The key shapes stored: how many bytes were read, and whether the
     /// end of the text was.
     shapes: Vec<(usize, bool)>,
-    /// Key (classes, then 1 when the end was read) → outcome.
-    map: HashMap<Box<[u8]>, Stored, KeyHash>,
+    /// Per whether the end was read: key (classes) → outcome.
+    maps: [HashMap<Box<[u8]>, Stored, KeyHash>; 2],
     classes: Vec<u8>,
-    probe: Vec<u8>,
 }
 
 type KeyHash = BuildHasherDefault<KeyHasher>;
 
-/// A memoized outcome: the group slots (`u32::MAX` for none), or `None`
-/// for no match.
-type Stored = Option<Box<[u32]>>;
+/// A memoized outcome: the group slots, or `None` for no match.
+type Stored = Option<Box<[Option<usize>]>>;
 
 /// Shapes and entries a [`StartMemo`] keeps (it starts afresh when full).
 const MEMO_SHAPES: usize = 16;
-const MEMO_ENTRIES: usize = 1024;
+const MEMO_ENTRIES: usize = 256;
 
 impl StartMemo {
     /// The stored outcome for `text`, if any (its groups then in `slots`).
@@ -621,17 +619,10 @@ impl StartMemo {
                 let i = self.classes.len();
                 self.classes.push(tests.class(i, text[i]));
             }
-            self.probe.clear();
-            self.probe.extend_from_slice(&self.classes[..k]);
-            self.probe.push(u8::from(ends));
-            if let Some(found) = self.map.get(self.probe.as_slice()) {
+            if let Some(found) = self.maps[usize::from(ends)].get(&self.classes[..k]) {
                 slots.clear();
                 if let Some(stored) = found {
-                    slots.extend(
-                        stored
-                            .iter()
-                            .map(|&p| (p != u32::MAX).then_some(p as usize)),
-                    );
+                    slots.extend_from_slice(stored);
                 }
                 return Some(found.is_some());
             }
@@ -645,9 +636,9 @@ impl StartMemo {
         let tests = self.tests.get_mut();
         if std::mem::take(&mut tests.changed) {
             // the classes of earlier keys were split
-            self.map.clear();
+            self.maps.iter_mut().for_each(HashMap::clear);
         }
-        if std::mem::take(&mut tests.beyond) || text.len() >= u32::MAX as usize {
+        if std::mem::take(&mut tests.beyond) {
             return;
         }
         let shape = (touched.min(text.len()), touched > text.len());
@@ -657,13 +648,12 @@ impl StartMemo {
             }
             self.shapes.push(shape);
         }
-        if self.map.len() >= MEMO_ENTRIES {
-            self.map.clear();
+        let map = &mut self.maps[usize::from(shape.1)];
+        if map.len() >= MEMO_ENTRIES {
+            map.clear();
         }
-        let mut key: Vec<u8> = (0..shape.0).map(|i| tests.class(i, text[i])).collect();
-        key.push(u8::from(shape.1));
-        let value = slots.map(|s| s.iter().map(|p| p.map_or(u32::MAX, |p| p as u32)).collect());
-        self.map.insert(key.into_boxed_slice(), value);
+        let key: Box<[u8]> = (0..shape.0).map(|i| tests.class(i, text[i])).collect();
+        map.insert(key, slots.map(Box::from));
     }
 }
 
