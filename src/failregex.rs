@@ -12,7 +12,7 @@ use std::fmt;
 use std::sync::{Arc, OnceLock};
 
 use crate::ipaddr::{IpAddr, UseDns};
-use crate::regex::{Captures, Flags, PyRegex};
+use crate::regex::{Captures, Flags, PyRegex, StartMemo};
 
 const IP4: &str = r"(?:::f{4,6}:)?(?P<ip4>(?:\d{1,3}\.){3}\d{1,3})";
 const IP6: &str = r"(?P<ip6>(?:[0-9a-fA-F]{1,4}::?|::){1,7}(?:[0-9a-fA-F]{1,4}|(?<=:):))";
@@ -349,6 +349,8 @@ pub struct Regex {
     /// For a prefregex `^P(?P<content>.+)$`: `P.` compiled, which finds the
     /// same content start without capturing the (long) content.
     content_tail: Option<PyRegex>,
+    /// The answers of `content_tail` (see [`StartMemo`]).
+    tail_memo: std::sync::Mutex<StartMemo>,
 }
 
 /// Which buffered lines a match covered, as indices into the original lines.
@@ -417,6 +419,7 @@ impl Regex {
             tuple_values,
             skiplines,
             content_tail,
+            tail_memo: std::sync::Mutex::default(),
         })
     }
 
@@ -447,7 +450,11 @@ impl Regex {
         if let Some(tail) = &self.content_tail
             && memchr::memchr(b'\n', buf.as_bytes()).is_some_and(|i| i + 1 == buf.len())
         {
-            if !tail.search_into(buf, 0, buf.len(), caps) {
+            let hit = match self.tail_memo.try_lock() {
+                Ok(mut memo) if tail.at_start() => tail.match_start_memo(buf, caps, &mut memo),
+                _ => tail.search_into(buf, 0, buf.len(), caps),
+            };
+            if !hit {
                 return None;
             }
             let (_, end) = caps.span();

@@ -38,6 +38,8 @@ struct Set {
     /// Per byte: the ASCII character is in the set (`IN`), is not (`OUT`),
     /// or the byte starts a longer character (`WIDE`).
     bytes: Box<[u8; 256]>,
+    /// The ASCII members, one bit each.
+    ascii: u128,
     ranges: Box<[(u32, u32)]>,
     /// Whether the set is every character but `\n` (`.` without DOTALL).
     all_but_newline: bool,
@@ -54,6 +56,9 @@ impl Set {
             *slot = if set.contains(b as u32) { IN } else { OUT };
         }
         Set {
+            ascii: (0..128)
+                .filter(|&b| bytes[b] == IN)
+                .fold(0, |m, b| m | 1 << b),
             bytes,
             all_but_newline: *set == any_set(false),
             ranges: set
@@ -234,8 +239,12 @@ const SUCCESS: usize = 0;
 /// [`Program::match_recorded`]); deeper runs are not recorded.
 const SHALLOW_DEPTH: usize = 1_000;
 
+/// The ASCII word characters, one bit each.
+const WORD_BYTES: u128 =
+    ((1 << 10) - 1) << b'0' | ((1 << 26) - 1) << b'A' | 1 << b'_' | ((1 << 26) - 1) << b'a';
+
 /// Positions a [`Tests`] follows; a run reading further is not memoized.
-pub(super) const TESTED_SPAN: usize = 64;
+pub(super) const TESTED_SPAN: usize = 128;
 
 /// What the tests of recorded runs told apart at each position of the
 /// text: per position, a class for each ASCII byte (two bytes share a
@@ -249,6 +258,8 @@ pub(super) const TESTED_SPAN: usize = 64;
 #[derive(Debug, Clone, Default)]
 pub struct Tests {
     rows: Vec<[u8; 128]>,
+    /// Per position, the tests (ASCII members) its classes were split by.
+    applied: Vec<Vec<u128>>,
     exact: Vec<bool>,
     /// Whether a class was split since the flag was last cleared.
     pub(super) changed: bool,
@@ -274,6 +285,7 @@ impl Tests {
         }
         if self.rows.len() <= pos {
             self.rows.resize(pos + 1, [0; 128]);
+            self.applied.resize(pos + 1, Vec::new());
             self.exact.resize(pos + 1, false);
         }
         if self.exact[pos] {
@@ -282,11 +294,16 @@ impl Tests {
         Some(&mut self.rows[pos])
     }
 
-    /// Records a test of `member` on the byte at `pos`.
-    fn split(&mut self, pos: usize, member: impl Fn(u8) -> bool) {
+    /// Records a test on the byte at `pos` whose ASCII members are the
+    /// bits of `members`.
+    fn split(&mut self, pos: usize, members: u128) {
+        if self.applied.get(pos).is_some_and(|a| a.contains(&members)) {
+            return;
+        }
         let Some(row) = self.row(pos) else {
             return;
         };
+        let member = |b: u8| members >> b & 1 == 1;
         let mut ids = [[u8::MAX; 2]; 128];
         let mut next = 0u8;
         let mut split = false;
@@ -300,6 +317,7 @@ impl Tests {
             }
             row[b as usize] = ids[old][side];
         }
+        self.applied[pos].push(members);
         self.changed |= split;
     }
 
@@ -880,16 +898,17 @@ impl<'a, const RECORD: bool> Matcher<'a, RECORD> {
         }
     }
 
-    /// Notes (when recording) a test of `member` on the byte at `pos`.
+    /// Notes (when recording) a test on the byte at `pos` whose ASCII
+    /// members are the bits of `members`.
     #[inline]
-    fn note(&self, pos: usize, member: impl Fn(u8) -> bool) {
+    fn note(&self, pos: usize, members: u128) {
         if RECORD {
             self.saw(pos + 1);
             if pos >= self.hay.len() {
                 return;
             }
             if let Some(t) = self.tests {
-                t.borrow_mut().split(pos, member);
+                t.borrow_mut().split(pos, members);
             }
         }
     }
@@ -898,8 +917,7 @@ impl<'a, const RECORD: bool> Matcher<'a, RECORD> {
     #[inline]
     fn note_set(&self, pos: usize, set: usize) {
         if RECORD {
-            let set = &self.prog.sets[set];
-            self.note(pos, |b| set.bytes[b as usize] == IN);
+            self.note(pos, self.prog.sets[set].ascii);
         }
     }
 
@@ -918,8 +936,8 @@ impl<'a, const RECORD: bool> Matcher<'a, RECORD> {
     fn at(&self, at: AtCode, pos: usize) -> bool {
         let end = self.hay.len();
         if RECORD {
-            let newline = |b: u8| b == b'\n';
-            let word = |b: u8| b == b'_' || b.is_ascii_alphanumeric();
+            let newline = 1u128 << b'\n';
+            let word = WORD_BYTES;
             match at {
                 AtCode::Beginning => {}
                 AtCode::BeginningLine if pos > 0 => self.note(pos - 1, newline),
@@ -1013,7 +1031,7 @@ impl<'a, const RECORD: bool> Matcher<'a, RECORD> {
         if max == MAXREPEAT && set.all_but_newline {
             let end = memchr::memchr(b'\n', &hay[pos..]).map_or(hay.len(), |i| pos + i);
             for p in pos..=end {
-                self.note(p, |b| b == b'\n');
+                self.note(p, 1u128 << b'\n');
             }
             let run = &hay[pos..end];
             let n = if run.is_ascii() {
@@ -1060,7 +1078,10 @@ impl<'a, const RECORD: bool> Matcher<'a, RECORD> {
     #[inline]
     fn may_start(&self, pc: usize, pos: usize) -> bool {
         let first = &self.prog.first[pc];
-        self.note(pos, |b| first.has(b));
+        self.note(
+            pos,
+            u128::from(first.bytes[0]) | u128::from(first.bytes[1]) << 64,
+        );
         match self.hay.get(pos) {
             Some(&b) => first.has(b),
             None => first.at_end,
@@ -1107,7 +1128,9 @@ impl<'a, const RECORD: bool> Matcher<'a, RECORD> {
                 Op::Text { text, next } => {
                     if RECORD {
                         for (i, &t) in text.iter().enumerate() {
-                            self.note(pos + i, |b| b == t);
+                            if t < 128 {
+                                self.note(pos + i, 1u128 << t);
+                            }
                         }
                     }
                     if !self.hay[pos..].starts_with(text) {

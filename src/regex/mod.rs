@@ -425,8 +425,20 @@ impl PyRegex {
     /// beginning of the text ([`at_start`](Self::at_start)), answered from
     /// `memo` when a text read the same way was searched before.
     pub fn match_start_memo(&self, text: &str, caps: &mut Captures, memo: &mut StartMemo) -> bool {
+        if memo.off {
+            return self.search_into(text, 0, text.len(), caps);
+        }
         if let Some(matched) = memo.get(text.as_bytes(), &mut caps.slots) {
             return matched;
+        }
+        memo.misses += 1;
+        if memo.misses > MEMO_MISSES {
+            memo.off = true;
+            *memo = StartMemo {
+                off: true,
+                ..StartMemo::default()
+            };
+            return self.search_into(text, 0, text.len(), caps);
         }
         let program = self.program();
         let searched = SCRATCH.with(|s| {
@@ -595,6 +607,11 @@ pub struct StartMemo {
     /// Per whether the end was read: key (classes) → outcome.
     maps: [HashMap<Box<[u8]>, Stored, KeyHash>; 2],
     classes: Vec<u8>,
+    /// Searches and misses in the current window; a memo that misses too
+    /// often (texts too varied where the pattern reads them) stops.
+    tries: u32,
+    misses: u32,
+    off: bool,
 }
 
 type KeyHash = BuildHasherDefault<KeyHasher>;
@@ -606,9 +623,19 @@ type Stored = Option<Box<[Option<usize>]>>;
 const MEMO_SHAPES: usize = 16;
 const MEMO_ENTRIES: usize = 256;
 
+/// A [`StartMemo`] that misses more than `MEMO_MISSES` of `MEMO_WINDOW`
+/// searches stops: recording a search costs several plain ones.
+const MEMO_WINDOW: u32 = 1024;
+const MEMO_MISSES: u32 = 128;
+
 impl StartMemo {
     /// The stored outcome for `text`, if any (its groups then in `slots`).
     fn get(&mut self, text: &[u8], slots: &mut Vec<Option<usize>>) -> Option<bool> {
+        self.tries += 1;
+        if self.tries == MEMO_WINDOW {
+            self.tries = 0;
+            self.misses = 0;
+        }
         self.classes.clear();
         let tests = self.tests.get_mut();
         for &(k, ends) in &self.shapes {
