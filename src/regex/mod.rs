@@ -433,7 +433,7 @@ impl PyRegex {
         }
         memo.misses += 1;
         if memo.misses > MEMO_MISSES {
-            memo.off = true;
+            // the memo's tables are dropped with it
             *memo = StartMemo {
                 off: true,
                 ..StartMemo::default()
