@@ -235,16 +235,12 @@ pub(super) fn at_start(parsed: &Parsed) -> bool {
 
 const SUCCESS: usize = 0;
 
-/// The backtracking depth of a recorded run (see
-/// [`Program::match_recorded`]); deeper runs are not recorded.
-const SHALLOW_DEPTH: usize = 1_000;
-
 /// The ASCII word characters, one bit each.
 const WORD_BYTES: u128 =
     ((1 << 10) - 1) << b'0' | ((1 << 26) - 1) << b'A' | 1 << b'_' | ((1 << 26) - 1) << b'a';
 
 /// Positions a [`Tests`] follows; a run reading further is not memoized.
-pub(super) const TESTED_SPAN: usize = 128;
+const TESTED_SPAN: usize = 128;
 
 /// What the tests of recorded runs told apart at each position of the
 /// text: per position, a class for each ASCII byte (two bytes share a
@@ -659,15 +655,17 @@ impl Program {
     /// Python's `match(text)` (a search anchored at 0) that records in
     /// `tests` what each position's tests told apart; returns the outcome
     /// and the end of the bytes read, past the text's length when the run
-    /// looked at the end of the text.
+    /// looked at the end of the text.  Recursion deeper than `depth` gives
+    /// up with [`Outcome::TooDeep`].
     pub(super) fn match_recorded(
         &self,
         hay: &str,
         scratch: &mut Scratch,
         slots: &mut Vec<Option<usize>>,
         tests: &RefCell<Tests>,
+        depth: usize,
     ) -> (Outcome, usize) {
-        let mut m = Matcher::<true>::new(self, hay, scratch, SHALLOW_DEPTH, Some(tests));
+        let mut m = Matcher::<true>::new(self, hay, scratch, depth, Some(tests));
         let outcome = if m.run(self.start, 0) {
             m.fill(0, slots);
             Outcome::Match
@@ -1030,8 +1028,10 @@ impl<'a, const RECORD: bool> Matcher<'a, RECORD> {
         let hay = self.hay;
         if max == MAXREPEAT && set.all_but_newline {
             let end = memchr::memchr(b'\n', &hay[pos..]).map_or(hay.len(), |i| pos + i);
-            for p in pos..=end {
-                self.note(p, 1u128 << b'\n');
+            if RECORD {
+                for p in pos..=end {
+                    self.note(p, 1u128 << b'\n');
+                }
             }
             let run = &hay[pos..end];
             let n = if run.is_ascii() {

@@ -443,7 +443,7 @@ impl PyRegex {
         let program = self.program();
         let searched = SCRATCH.with(|s| {
             let mut s = s.try_borrow_mut().ok()?;
-            Some(program.match_recorded(text, &mut s, &mut caps.slots, &memo.tests))
+            Some(program.match_recorded(text, &mut s, &mut caps.slots, &memo.tests, SHALLOW_DEPTH))
         });
         match searched {
             Some((Outcome::Match, touched)) => {
