@@ -15,7 +15,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use super::pytext::{byte_index, char_at, char_before, char_index, last_char};
-use super::strptime::LocalClock;
+use super::strptime::{LocalClock, MinuteMemo};
 use super::template::{
     LINE_BEGIN, LINE_END, Template, TemplateCache, pattern_key, substitute_date, unbound_pattern,
 };
@@ -143,6 +143,7 @@ pub struct DateDetector {
 pub struct DateConverter {
     default_tz: Option<i32>,
     clock: LocalClock,
+    minutes: MinuteMemo,
 }
 
 impl Clone for DateConverter {
@@ -150,6 +151,7 @@ impl Clone for DateConverter {
         DateConverter {
             default_tz: self.default_tz,
             clock: LocalClock::default(),
+            minutes: MinuteMemo::default(),
         }
     }
 }
@@ -160,15 +162,8 @@ impl DateConverter {
     /// is not a valid date; `Err`: an exception that escapes in Python (an
     /// unknown zone abbreviation, ...).
     pub fn get_time(&self, line: &str, m: &TimeMatch) -> Result<Option<Timestamp>, DateError> {
-        let value = |slot: usize| {
-            let (a, b) = m.values[slot];
-            if a == u32::MAX {
-                None
-            } else {
-                line.get(a as usize..b as usize)
-            }
-        };
-        m.found_by.time_of(value, self.default_tz, &self.clock)
+        m.found_by
+            .time_of(line, &m.values, self.default_tz, &self.clock, &self.minutes)
     }
 }
 

@@ -13,10 +13,10 @@
 //! including the error texts of Python's `%` formatting that fail2ban passes
 //! on for invalid patterns.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::sync::LazyLock;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use super::pytext::{PyInt, digit_value, py_int};
@@ -936,6 +936,11 @@ pub(crate) struct FieldPlan {
     /// Group indices: one per field, then the `p` group if any.
     groups: Vec<usize>,
     has_ampm: bool,
+    /// The slot of the seconds field, if any.
+    second: Option<usize>,
+    /// Tells plans apart in a [`MinuteMemo`] (unique per [`FieldPlan::new`];
+    /// clones convert alike and share it).
+    id: u64,
 }
 
 impl FieldPlan {
@@ -943,9 +948,16 @@ impl FieldPlan {
     pub(crate) fn new(names: &[(String, usize)]) -> FieldPlan {
         let mut names: Vec<&(String, usize)> = names.iter().collect();
         names.sort_by_key(|(_, i)| *i);
-        let mut plan = FieldPlan::default();
+        static IDS: AtomicU64 = AtomicU64::new(1);
+        let mut plan = FieldPlan {
+            id: IDS.fetch_add(1, Ordering::Relaxed),
+            ..FieldPlan::default()
+        };
         for (name, index) in &names {
             if let Some(f) = Field::of_group(name) {
+                if f == Field::Second {
+                    plan.second = Some(plan.fields.len());
+                }
                 plan.fields.push(f);
                 plan.groups.push(*index);
             }
@@ -1003,6 +1015,19 @@ fn julian_from_week(year: i64, week: i64, weekday: i64, week_starts_monday: bool
     }
 }
 
+/// A date's fields as far as the conversion goes without the zone and the
+/// clock's corrections: the naive local time, and what the corrections need.
+#[derive(Debug, Clone, Copy)]
+struct NaiveDate {
+    date: i64,
+    year: i64,
+    month: i64,
+    day: i64,
+    tzoffset: Option<i64>,
+    assume_today: bool,
+    assume_year: bool,
+}
+
 /// fail2ban's `reGroupDictStrptime`: the timestamp of the matched groups.
 ///
 /// `value(slot)` gives the text of the group `plan.groups()[slot]` (None
@@ -1015,6 +1040,168 @@ pub(crate) fn groups_to_time<'a, C: Clock>(
     default_tz: Option<i32>,
     clock: &C,
 ) -> Result<Option<Timestamp>, DateError> {
+    let mut now = None;
+    match groups_to_naive(plan, value, clock, &mut now)? {
+        Some(naive) => naive_to_time(naive, default_tz, clock, now),
+        None => Ok(None),
+    }
+}
+
+/// Dates converted in the last minutes: the first half of the conversion
+/// ([`groups_to_naive`]) of the fields other than the seconds, per plan.
+/// A log's lines come a few a second, so a minute's lines share it: each
+/// costs a comparison, its seconds' digits and the second half
+/// ([`naive_to_time`]).
+#[derive(Debug, Default)]
+pub(crate) struct MinuteMemo {
+    entries: RefCell<Vec<MinuteEntry>>,
+    /// Conversions answered from an entry.
+    #[cfg(test)]
+    hits: Cell<usize>,
+}
+
+#[derive(Debug)]
+struct MinuteEntry {
+    plan: u64,
+    /// The spans of all groups (the seconds' included).
+    spans: Vec<(u32, u32)>,
+    /// The text from the first group's start to the last group's end, and
+    /// where it starts; the seconds' digits are not compared.
+    text: Vec<u8>,
+    start: usize,
+    /// The day of the clock's time, if the conversion read it.
+    day: Option<i64>,
+    naive: Option<NaiveDate>,
+}
+
+/// Minutes remembered (two templates alternate in some logs).
+const MINUTE_ENTRIES: usize = 4;
+
+/// The text of a group at `span` in `text` (`u32::MAX`: the group did not
+/// take part).
+pub(crate) fn span_text(text: &str, (a, b): (u32, u32)) -> Option<&str> {
+    if a == u32::MAX {
+        None
+    } else {
+        text.get(a as usize..b as usize)
+    }
+}
+
+/// [`groups_to_time`] of the groups at `spans` (byte spans in `text`, one
+/// per slot, as [`span_text`] reads them), through `memo`.
+///
+/// Exact: a line whose groups have the spans of a remembered line, and the
+/// same text in them but for the seconds, has the same other fields (group
+/// spans are match positions, so character boundaries in both).  With the
+/// seconds' text one or two digits (whose parse cannot fail) the other
+/// fields convert the same whatever the seconds, and their naive time at
+/// second `s` is the one at second 0 plus `s` (`s` < 60, else no date).  A
+/// naive time completed from the clock holds for the clock's day only.
+pub(crate) fn groups_to_time_memo<C: Clock>(
+    plan: &FieldPlan,
+    text: &str,
+    spans: &[(u32, u32)],
+    default_tz: Option<i32>,
+    clock: &C,
+    memo: &MinuteMemo,
+) -> Result<Option<Timestamp>, DateError> {
+    let value = |slot: usize| span_text(text, spans[slot]);
+    let spans = &spans[..plan.groups.len()];
+    let bytes = text.as_bytes();
+    let Some((sa, sb)) = plan.second.map(|slot| spans[slot]) else {
+        return groups_to_time(plan, value, default_tz, clock);
+    };
+    let seconds = match bytes.get(sa as usize..sb as usize) {
+        Some([d]) if d.is_ascii_digit() => i64::from(d - b'0'),
+        Some([a, b]) if a.is_ascii_digit() && b.is_ascii_digit() => {
+            i64::from(a - b'0') * 10 + i64::from(b - b'0')
+        }
+        _ => return groups_to_time(plan, value, default_tz, clock),
+    };
+    let (sa, sb) = (sa as usize, sb as usize);
+    let mut entries = memo.entries.borrow_mut();
+    let mut now = None;
+    let found = entries.iter().position(|e| {
+        let end = e.start + e.text.len();
+        e.plan == plan.id
+            && e.spans == spans
+            && bytes.get(e.start..sa) == e.text.get(..sa - e.start)
+            && bytes.get(sb..end) == e.text.get(sb - e.start..)
+            && e.day.is_none_or(|day| {
+                let now = *now.get_or_insert_with(|| clock.now_naive());
+                day == now.div_euclid(86_400)
+            })
+    });
+    let naive = match found {
+        Some(i) => {
+            #[cfg(test)]
+            memo.hits.set(memo.hits.get() + 1);
+            entries[i].naive
+        }
+        None => {
+            let slot = plan.second.unwrap_or_default();
+            let present = spans.iter().filter(|(a, _)| *a != u32::MAX);
+            let start = present
+                .clone()
+                .map(|&(a, _)| a as usize)
+                .min()
+                .unwrap_or(sa);
+            let end = present
+                .clone()
+                .map(|&(_, b)| b as usize)
+                .max()
+                .unwrap_or(sb);
+            // the seconds' text must be the seconds' alone
+            let apart = spans.iter().enumerate().all(|(i, &(a, b))| {
+                i == slot || a == u32::MAX || b as usize <= sa || a as usize >= sb
+            });
+            let naive = groups_to_naive(
+                plan,
+                |s| if s == slot { Some("0") } else { value(s) },
+                clock,
+                &mut now,
+            )?;
+            if apart && let Some(region) = bytes.get(start..end) {
+                // the oldest entry goes
+                entries.truncate(MINUTE_ENTRIES - 1);
+                entries.insert(
+                    0,
+                    MinuteEntry {
+                        plan: plan.id,
+                        spans: spans.to_vec(),
+                        text: region.to_vec(),
+                        start,
+                        day: now.map(|now| now.div_euclid(86_400)),
+                        naive,
+                    },
+                );
+            }
+            naive
+        }
+    };
+    match naive {
+        Some(naive) if seconds < 60 => naive_to_time(
+            NaiveDate {
+                date: naive.date + seconds,
+                ..naive
+            },
+            default_tz,
+            clock,
+            now,
+        ),
+        _ => Ok(None),
+    }
+}
+
+/// The first half of [`groups_to_time`]: the fields, parsed and completed
+/// (a missing year or day from the clock), as a naive local time.  `now`:
+/// the clock's naive time, once read (read here if the fields need it).
+fn groups_to_naive<'a, C: Clock>(
+    plan: &FieldPlan,
+    value: impl Fn(usize) -> Option<&'a str>,
+    clock: &C,
+    now: &mut Option<i64>,
+) -> Result<Option<NaiveDate>, DateError> {
     let mut year: Option<i64> = None;
     let mut month: Option<i64> = None;
     let mut day: Option<i64> = None;
@@ -1108,7 +1295,6 @@ pub(crate) fn groups_to_time<'a, C: Clock>(
         }
     }
     let in_c_int = |v: i64| i32::try_from(v).is_ok();
-    let mut now: Option<i64> = None;
     let mut get_now = || *now.get_or_insert_with(|| clock.now_naive());
     let assume_year = year.is_none();
     let mut year = match year {
@@ -1157,9 +1343,39 @@ pub(crate) fn groups_to_time<'a, C: Clock>(
             "OverflowError: signed integer is greater than maximum".to_string(),
         ));
     }
-    let Some(mut date) = naive_datetime(year, month, day, hour, minute, second) else {
+    let Some(date) = naive_datetime(year, month, day, hour, minute, second) else {
         return Ok(None);
     };
+    Ok(Some(NaiveDate {
+        date,
+        year,
+        month,
+        day,
+        tzoffset,
+        assume_today,
+        assume_year,
+    }))
+}
+
+/// The second half of [`groups_to_time`]: the zone (`default_tz` when the
+/// date has none), the corrections of dates that took the clock's year or
+/// day and would lie in the future, and the local time's timestamp.
+fn naive_to_time<C: Clock>(
+    naive: NaiveDate,
+    default_tz: Option<i32>,
+    clock: &C,
+    mut now: Option<i64>,
+) -> Result<Option<Timestamp>, DateError> {
+    let NaiveDate {
+        mut date,
+        year,
+        month,
+        day,
+        mut tzoffset,
+        assume_today,
+        assume_year,
+    } = naive;
+    let mut get_now = || *now.get_or_insert_with(|| clock.now_naive());
     if tzoffset.is_none() {
         tzoffset = default_tz.map(i64::from);
     }
@@ -1332,6 +1548,103 @@ mod tests {
         let plan = FieldPlan::new(&names);
         let by_group: Vec<Option<&str>> = plan.groups().iter().map(|g| values[*g - 1]).collect();
         groups_to_time(&plan, |slot| by_group[slot], None, &TestClock(now))
+    }
+
+    #[test]
+    fn minute_memo_converts_as_the_plain_conversion() {
+        use crate::regex::difftest::Rng;
+        let layouts: [&[&str]; 9] = [
+            &["b", "d", "H", "M", "S"],
+            &["Y", "m", "d", "H", "M", "S"],
+            &["d", "b", "Y", "H", "M", "S", "z"],
+            &["H", "M", "S"],
+            &["a", "b", "d", "H", "M", "S"],
+            &["I", "M", "S", "p"],
+            &["Y", "m", "d", "H", "M", "S", "f"],
+            &["S", "M", "H", "j"],
+            &["b", "d", "H", "M"],
+        ];
+        let pool = |name: &str| -> &[&str] {
+            match name {
+                "S" => &["0", "5", "07", "59", "60", "61", "x", "007", "٣"],
+                "M" => &["30", "59"],
+                "H" => &["11", "23", "0"],
+                "I" => &["12", "1"],
+                "p" => &["AM", "pm"],
+                "d" => &["14", "31", "29", "1"],
+                "j" => &["1", "366", "45"],
+                "b" => &["Aug", "Dec", "feb", "Foo"],
+                "a" => &["Sun", "Mon"],
+                "Y" => &["2005", "2004", "99999"],
+                "m" => &["8", "2", "12", "13"],
+                "z" => &["+0200", "Z", "-0130", "XYZ"],
+                _ => &["123"],
+            }
+        };
+        let names = |layout: &[&str]| -> Vec<(String, usize)> {
+            layout
+                .iter()
+                .enumerate()
+                .map(|(i, n)| (n.to_string(), i + 1))
+                .collect()
+        };
+        let plans: Vec<FieldPlan> = layouts.iter().map(|l| FieldPlan::new(&names(l))).collect();
+        let nows = [
+            naive_datetime(2005, 8, 14, 12, 0, 0).unwrap(),
+            naive_datetime(2005, 12, 31, 23, 59, 30).unwrap(),
+            naive_datetime(2006, 1, 1, 0, 0, 10).unwrap(),
+            naive_datetime(2004, 2, 29, 0, 0, 0).unwrap(),
+        ];
+        let memo = MinuteMemo::default();
+        let mut rng = Rng(0x2545_F491_4F6C_DD1D);
+        // per layout: the prefix and the fields of its current minute (a
+        // log's lines share them but for the seconds, mostly)
+        let mut minutes: Vec<(usize, Vec<Option<&str>>)> =
+            layouts.iter().map(|l| (0, vec![None; l.len()])).collect();
+        // two layouts and a clock at a time, as in a log
+        let (mut pair, mut clock) = ([0, 1], TestClock(nows[0]));
+        for _ in 0..20_000 {
+            if rng.below(50) == 0 {
+                pair = [rng.below(plans.len()), rng.below(plans.len())];
+                clock = TestClock(nows[rng.below(nows.len())] + rng.below(3) as i64);
+            }
+            let which = pair[rng.below(2)];
+            let (layout, plan) = (layouts[which], &plans[which]);
+            let (prefix, fields) = &mut minutes[which];
+            if rng.below(4) == 0 {
+                *prefix = rng.below(3);
+                for (field, name) in fields.iter_mut().zip(layout) {
+                    *field = (rng.below(40) != 0).then(|| rng.pick(pool(name)));
+                }
+            }
+            // the fields in a line, some of them absent
+            let mut text = "x".repeat(*prefix);
+            let mut spans = vec![(u32::MAX, 0); plan.groups().len()];
+            for (slot, &group) in plan.groups().iter().enumerate() {
+                let value = match layout[group - 1] {
+                    "S" => Some(rng.pick(pool("S"))),
+                    _ => fields[group - 1],
+                };
+                let Some(value) = value else { continue };
+                let start = text.len() as u32;
+                text.push_str(value);
+                spans[slot] = (start, text.len() as u32);
+                text.push(' ');
+            }
+            let tz = [None, Some(120)][rng.below(2)];
+            let value = |slot: usize| span_text(&text, spans[slot]);
+            assert_eq!(
+                groups_to_time_memo(plan, &text, &spans, tz, &clock, &memo),
+                groups_to_time(plan, value, tz, &clock),
+                "{text:?} {layout:?} now {}",
+                clock.0
+            );
+        }
+        assert!(
+            memo.hits.get() > 5_000,
+            "{} answers from the memo",
+            memo.hits.get()
+        );
     }
 
     #[test]

@@ -514,16 +514,21 @@ impl Template {
         self.search_hits.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// The time of a match whose value groups (`value_groups`) have the
-    /// texts `value(i)`.
-    pub(crate) fn time_of<'a, C: super::strptime::Clock>(
+    /// The time of a match whose value groups (`value_groups`) are at
+    /// `spans` in `text` (`u32::MAX`: the group did not take part).
+    pub(crate) fn time_of<C: super::strptime::Clock>(
         &self,
-        value: impl Fn(usize) -> Option<&'a str>,
+        text: &str,
+        spans: &[(u32, u32)],
         default_tz: Option<i32>,
         clock: &C,
+        memo: &super::strptime::MinuteMemo,
     ) -> Result<Option<Timestamp>, DateError> {
+        let value = |slot: usize| super::strptime::span_text(text, spans[slot]);
         match &self.kind {
-            Kind::Pattern(plan) => super::strptime::groups_to_time(plan, value, default_tz, clock),
+            Kind::Pattern(plan) => {
+                super::strptime::groups_to_time_memo(plan, text, spans, default_tz, clock, memo)
+            }
             Kind::Epoch { long } => {
                 let Some(v) = value(0) else {
                     return Err(DateError::Uncaught(

@@ -66,7 +66,7 @@ mod tables;
 pub use set::PyRegexSet;
 
 #[cfg(test)]
-mod difftest;
+pub(crate) mod difftest;
 #[cfg(test)]
 mod tests;
 
