@@ -645,8 +645,17 @@ impl Rules {
             if candidates.get(next) != Some(&index) {
                 continue;
             }
-            // a single line: the match's line split is that line
-            if !re.compiled().search_into(buf, 0, buf.len(), caps) {
+            // a single line: the match's line split is that line.  The set
+            // found this regex possible: a match that can only start at the
+            // beginning goes straight to the backtracker (the automaton's
+            // yes/no before it would nearly always be yes)
+            let compiled = re.compiled();
+            let hit = if compiled.at_start() {
+                compiled.match_at_into(buf, 0, caps)
+            } else {
+                compiled.search_into(buf, 0, buf.len(), caps)
+            };
+            if !hit {
                 continue;
             }
             let groups = re.groups(buf, caps);

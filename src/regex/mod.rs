@@ -638,7 +638,7 @@ impl StartMemo {
         }
         self.classes.clear();
         let tests = self.tests.get_mut();
-        for &(k, ends) in &self.shapes {
+        for (j, &(k, ends)) in self.shapes.iter().enumerate() {
             if text.len() < k || (ends && text.len() != k) {
                 continue;
             }
@@ -651,7 +651,13 @@ impl StartMemo {
                 if let Some(stored) = found {
                     slots.extend_from_slice(stored);
                 }
-                return Some(found.is_some());
+                let matched = found.is_some();
+                // the shapes that answer most come first (any shape whose
+                // key fits answers as the search would)
+                if j > 0 {
+                    self.shapes.swap(j, j - 1);
+                }
+                return Some(matched);
             }
         }
         None
