@@ -607,11 +607,25 @@ pub struct StartMemo {
     /// Per whether the end was read: key (classes) → outcome.
     maps: [HashMap<Box<[u8]>, Stored, KeyHash>; 2],
     classes: Vec<u8>,
+    /// The last two answers, the latest first (compared before the maps: a
+    /// log's lines mostly take one path, or alternate between two).
+    recent: [Recent; 2],
     /// Searches and misses in the current window; a memo that misses too
     /// often (texts too varied where the pattern reads them) stops.
     tries: u32,
     misses: u32,
     off: bool,
+}
+
+/// An answer of a [`StartMemo`] kept apart from its maps.
+#[derive(Debug, Clone, Default)]
+struct Recent {
+    /// Whether it matched (`None`: no answer kept).
+    matched: Option<bool>,
+    /// Whether the end of the text was read.
+    ends: bool,
+    key: Vec<u8>,
+    slots: Vec<Option<usize>>,
 }
 
 type KeyHash = BuildHasherDefault<KeyHasher>;
@@ -638,6 +652,22 @@ impl StartMemo {
         }
         self.classes.clear();
         let tests = self.tests.get_mut();
+        for recent in &self.recent {
+            let Some(matched) = recent.matched else { break };
+            let k = recent.key.len();
+            if text.len() >= k
+                && (!recent.ends || text.len() == k)
+                && recent
+                    .key
+                    .iter()
+                    .zip(text)
+                    .enumerate()
+                    .all(|(i, (&class, &b))| tests.class(i, b) == class)
+            {
+                slots.clone_from(&recent.slots);
+                return Some(matched);
+            }
+        }
         for (j, &(k, ends)) in self.shapes.iter().enumerate() {
             if text.len() < k || (ends && text.len() != k) {
                 continue;
@@ -652,6 +682,13 @@ impl StartMemo {
                     slots.extend_from_slice(stored);
                 }
                 let matched = found.is_some();
+                self.recent.swap(0, 1);
+                let latest = &mut self.recent[0];
+                latest.matched = Some(matched);
+                latest.ends = ends;
+                latest.key.clone_from(&self.classes);
+                latest.key.truncate(k);
+                latest.slots.clone_from(slots);
                 // the shapes that answer most come first (any shape whose
                 // key fits answers as the search would)
                 if j > 0 {
@@ -670,6 +707,7 @@ impl StartMemo {
         if std::mem::take(&mut tests.changed) {
             // the classes of earlier keys were split
             self.maps.iter_mut().for_each(HashMap::clear);
+            self.recent.iter_mut().for_each(|r| r.matched = None);
         }
         if std::mem::take(&mut tests.beyond) {
             return;
