@@ -634,7 +634,11 @@ impl Rules {
             }
             ev.pref_groups = groups;
         }
-        self.fail_set().candidates(buf, candidates);
+        // the literal prefixes tell cheaply which failregexes may match;
+        // where several may, the set's automaton tells which do
+        if !self.fail_set().starts(buf, candidates) || candidates.len() > 1 {
+            self.fail_set().candidates(buf, candidates);
+        }
         let mut next = 0;
         for (index, re) in self.failregex.iter().enumerate() {
             // only the regexes the set found possible can match this buffer

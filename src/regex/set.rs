@@ -57,6 +57,26 @@ pub(super) struct SetInner {
     /// full classes and their automaton, built on the first non-ASCII text.
     parsed: Vec<Arc<Parsed>>,
     unicode: OnceLock<Option<Overlapping>>,
+    /// When every member can only match at the start of the text, with one
+    /// of a few literal prefixes: the members by the first byte of their
+    /// prefixes (see [`PyRegexSet::starts`]).
+    prefixes: Option<Prefixes>,
+}
+
+/// Literal prefixes of members, by first byte: (member, prefix).
+type Prefixes = Box<[Vec<(usize, Box<[u8]>)>; 256]>;
+
+/// The literal prefixes one of which every match of the crate form
+/// `pattern` starts with, if there are a few and none is empty.
+fn literal_prefixes(pattern: &str) -> Option<Vec<Vec<u8>>> {
+    use regex_syntax::hir::literal::{ExtractKind, Extractor};
+    let hir = regex_syntax::parse(pattern).ok()?;
+    let mut extractor = Extractor::new();
+    extractor.kind(ExtractKind::Prefix).limit_total(64);
+    let seq = extractor.extract(&hir);
+    let literals = seq.literals()?;
+    (!literals.is_empty() && literals.iter().all(|l| !l.is_empty()))
+        .then(|| literals.iter().map(|l| l.as_bytes().to_vec()).collect())
 }
 
 /// What a member's crate form needs checked on each text.
@@ -160,6 +180,17 @@ impl PyRegexSet {
     pub fn candidates(&self, text: &str, out: &mut Vec<usize>) {
         self.inner.candidates(text, out);
     }
+
+    /// Like [`candidates`](Self::candidates), cheaper but coarser, when
+    /// every pattern can only match at the start of the text and the crate
+    /// form of each has a few literal prefixes: replaces `out` with the
+    /// patterns one of whose prefixes `text` starts with (every pattern
+    /// that matches is among them).  False when the set cannot tell that
+    /// way (`out` is then unspecified): a pattern without such prefixes, or
+    /// a non-ASCII text.
+    pub fn starts(&self, text: &str, out: &mut Vec<usize>) -> bool {
+        self.inner.starts(text, out)
+    }
 }
 
 impl SetInner {
@@ -183,7 +214,23 @@ impl SetInner {
                 always.push(i);
             }
         }
+        // members that match at the start only, each with literal prefixes
+        let prefixes = (always.is_empty() && !ids.is_empty())
+            .then(|| {
+                let mut table: Prefixes = Box::new(std::array::from_fn(|_| Vec::new()));
+                for (&i, pattern) in ids.iter().zip(&ascii_patterns) {
+                    if !regexes[i].at_start() {
+                        return None;
+                    }
+                    for prefix in literal_prefixes(pattern)? {
+                        table[usize::from(prefix[0])].push((i, prefix.into()));
+                    }
+                }
+                Some(table)
+            })
+            .flatten();
         SetInner {
+            prefixes,
             _members: regexes.iter().map(|&re| re.clone()).collect(),
             words: ids
                 .iter()
@@ -195,6 +242,28 @@ impl SetInner {
             parsed,
             unicode: OnceLock::new(),
         }
+    }
+
+    /// See [`PyRegexSet::starts`].
+    fn starts(&self, text: &str, out: &mut Vec<usize>) -> bool {
+        let Some(prefixes) = &self.prefixes else {
+            return false;
+        };
+        if !text.is_ascii() {
+            return false;
+        }
+        out.clear();
+        let Some(&first) = text.as_bytes().first() else {
+            return true;
+        };
+        for (i, prefix) in &prefixes[usize::from(first)] {
+            if text.as_bytes().starts_with(prefix) && out.last() != Some(i) {
+                out.push(*i);
+            }
+        }
+        out.sort_unstable();
+        out.dedup();
+        true
     }
 
     /// See [`PyRegexSet::candidates`].

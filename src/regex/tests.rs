@@ -385,6 +385,49 @@ fn sets_list_the_patterns_that_may_match() {
 }
 
 #[test]
+fn sets_of_anchored_patterns_list_them_by_literal_prefix() {
+    let pats = [
+        r"^Failed \S+ for (?P<user>\S+) from (?P<ip>\d+\.\d+\.\d+\.\d+)",
+        r"^[iI](?:llegal|nvalid) user (?P<user>.*?) from",
+        r"^(?:Connection (?:closed|reset)|Disconnected) (?:by|from)",
+        r"^Failed publickey for",
+    ];
+    let regexes: Vec<PyRegex> = pats.iter().map(|p| PyRegex::new(p).unwrap()).collect();
+    let refs: Vec<&PyRegex> = regexes.iter().collect();
+    let set = PyRegexSet::new(&refs);
+    let mut out = vec![99];
+    let texts = [
+        ("Failed password for root from 192.0.2.7", vec![0]),
+        ("Failed publickey for root from 192.0.2.7", vec![0, 3]),
+        ("invalid user x from 192.0.2.7", vec![1]),
+        ("Illegal user", vec![]),
+        ("Illegal user x from y", vec![1]),
+        ("Connection reset by 192.0.2.7", vec![2]),
+        ("Connection from 192.0.2.7", vec![]),
+        ("Disconnected", vec![]),
+        ("Disconnected from 192.0.2.7", vec![2]),
+        ("Fail", vec![]),
+        ("", vec![]),
+    ];
+    for (text, expected) in texts {
+        assert!(set.starts(text, &mut out), "{text}");
+        assert_eq!(out, expected, "{text}");
+        // every pattern that matches is listed
+        for (i, re) in regexes.iter().enumerate() {
+            assert!(re.search(text).is_none() || out.contains(&i), "{text} {i}");
+        }
+    }
+    // non-ASCII texts are left to the automaton
+    assert!(!set.starts("Failed é for x from 1.2.3.4", &mut out));
+    // a pattern that may match anywhere, or without a literal prefix
+    for other in [r"from (\d+)\.", r"^\S+ from"] {
+        let other = PyRegex::new(other).unwrap();
+        let refs: Vec<&PyRegex> = regexes.iter().chain([&other]).collect();
+        assert!(!PyRegexSet::new(&refs).starts("Failed x", &mut out));
+    }
+}
+
+#[test]
 fn match_at_gives_the_groups_of_the_search_from_the_automaton_start() {
     let cases = [
         (r"(?P<a>\d+)-(?P<b>\w+)\b", "x 12-ab 34-cd"),
