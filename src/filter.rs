@@ -92,7 +92,9 @@ type Shared = Rc<RefCell<Groups>>;
 /// behind and told apart by its insertion number (`unset` stays O(1)), and
 /// the list is compacted when the dead places outnumber the live ones.
 struct MlfidCache {
-    entries: HashMap<String, (Shared, Instant, u64)>,
+    /// A fast hash with a random seed per process (the keys come from log
+    /// lines, so from whoever writes them).
+    entries: foldhash::HashMap<String, (Shared, Instant, u64)>,
     order: VecDeque<(String, u64)>,
     inserted: u64,
     max_count: usize,
@@ -102,7 +104,7 @@ struct MlfidCache {
 impl MlfidCache {
     fn new() -> MlfidCache {
         MlfidCache {
-            entries: HashMap::new(),
+            entries: foldhash::HashMap::default(),
             order: VecDeque::new(),
             inserted: 0,
             max_count: 100,
