@@ -423,8 +423,10 @@ impl Regex {
         })
     }
 
-    /// Searches `buf` and returns the group dictionary of the match
-    /// (for prefregexes: no line bookkeeping needed).
+    /// Searches `buf` with a prefregex: the group dictionary of the match
+    /// but `content`, and the span of `content` in `buf` (`None` when the
+    /// group did not take part; the callers drop the group, so it is
+    /// neither copied nor stored).
     ///
     /// A prefregex of the shape `^P(?P<content>.+)$` (21 shipped filters)
     /// is searched as `^P.` when the buffer's only `\n` is its last byte:
@@ -432,7 +434,7 @@ impl Regex {
     /// character follows), so the backtracking priority picks the same path
     /// through `P`, and the content is the rest of the line.  This avoids
     /// capturing the content, the costliest part of the search.
-    pub fn search_groups(&self, buf: &str) -> Option<Groups> {
+    pub fn search_prefix(&self, buf: &str) -> Option<(Groups, Option<(usize, usize)>)> {
         thread_local! {
             /// The spans of the last search on this thread, reused (the
             /// groups are copied out of them).
@@ -441,12 +443,16 @@ impl Regex {
             };
         }
         let mut caps = CAPS.take();
-        let groups = self.search_groups_with(buf, &mut caps);
+        let found = self.search_prefix_with(buf, &mut caps);
         CAPS.set(caps);
-        groups
+        found
     }
 
-    fn search_groups_with(&self, buf: &str, caps: &mut Captures) -> Option<Groups> {
+    fn search_prefix_with(
+        &self,
+        buf: &str,
+        caps: &mut Captures,
+    ) -> Option<(Groups, Option<(usize, usize)>)> {
         if let Some(tail) = &self.content_tail
             && memchr::memchr(b'\n', buf.as_bytes()).is_some_and(|i| i + 1 == buf.len())
         {
@@ -459,26 +465,23 @@ impl Regex {
             }
             let (_, end) = caps.span();
             let last = buf[..end].chars().next_back().map_or(0, char::len_utf8);
-            let content = &buf[end - last..buf.len() - 1];
             let mut fail = Groups(Vec::with_capacity(self.names.len()));
-            let mut content_name = None;
             for (name, _) in &self.names {
-                if &**name == "content" {
-                    content_name = Some(name);
-                    continue;
+                if &**name != "content" {
+                    let i = tail.group_index(name).expect("group of the head");
+                    fail.0.push((name.clone(), span_value(buf, caps.get(i))));
                 }
-                let i = tail.group_index(name).expect("group of the head");
-                fail.0.push((name.clone(), span_value(buf, caps.get(i))));
             }
-            let content_name = content_name.map_or_else(|| Arc::from("content"), Arc::clone);
-            fail.0.push((content_name, Value::Str(content.to_string())));
             self.merge_complex_groups(&mut fail);
-            return Some(fail);
+            return Some((fail, Some((end - last, buf.len() - 1))));
         }
         if !self.re.search_into(buf, 0, buf.len(), caps) {
             return None;
         }
-        Some(self.groups(buf, caps))
+        let content = self.re.group_index("content").and_then(|i| caps.get(i));
+        let mut fail = self.groups(buf, caps);
+        fail.pop("content");
+        Some((fail, content))
     }
 
     /// The effective regex text (tags expanded).
@@ -795,8 +798,12 @@ mod tests {
             "[] VERBOSE[1]: x.c: y\n",
             "[] NOTICE[1]: a: b\nc\n",
         ] {
-            let slow = pre.re.search(line).map(|c| pre.groups(line, &c));
-            assert_eq!(pre.search_groups(line), slow, "{line:?}");
+            let slow = pre.re.search(line).map(|c| {
+                let mut groups = pre.groups(line, &c);
+                groups.pop("content");
+                (groups, c.get(pre.re.group_index("content").unwrap()))
+            });
+            assert_eq!(pre.search_prefix(line), slow, "{line:?}");
         }
         assert!(has_top_level_bar("^a|b"));
         assert!(!has_top_level_bar(r"^(?:a|b)[|]\|"));

@@ -618,20 +618,20 @@ impl Rules {
             return ev;
         }
         if let Some(pre) = &self.prefregex {
-            let Some(mut groups) = pre.search_groups(buf) else {
+            let Some((groups, content)) = pre.search_prefix(buf) else {
                 ev.pref_matched = Some(false);
                 return ev;
             };
             ev.pref_matched = Some(true);
-            let content = groups.pop("content");
             if self.keep_pref_groups {
                 ev.pref_shown = Some(groups.clone());
             }
-            if let Some(Value::Str(repl)) = content
-                && !repl.is_empty()
+            if let Some((start, end)) = content
+                && start < end
             {
-                buf.clear();
-                buf.push_str(&repl);
+                // the buffer becomes the content and its newline
+                buf.truncate(end);
+                buf.drain(..start);
                 buf.push('\n');
             }
             ev.pref_groups = groups;
@@ -1183,21 +1183,17 @@ impl Filter {
             }
             let mut pre_groups = Groups::new();
             if let Some(pre) = &rules.prefregex {
-                let Some(groups) = pre.search_groups(&buf) else {
+                let Some((groups, content)) = pre.search_prefix(&buf) else {
                     self.pref_matched = false;
                     break 'done;
                 };
                 self.pref_matched = true;
                 pre_groups = groups;
-                self.pref_groups = None;
-                if rules.keep_pref_groups {
-                    let mut shown = pre_groups.clone();
-                    shown.pop("content");
-                    self.pref_groups = Some(shown);
-                }
-                if let Some(Value::Str(repl)) = pre_groups.pop("content")
-                    && !repl.is_empty()
+                self.pref_groups = rules.keep_pref_groups.then(|| pre_groups.clone());
+                if let Some((start, end)) = content
+                    && start < end
                 {
+                    let repl = buf[start..end].to_string();
                     current = CurrentBuffer::Replaced(vec![TupleLine::plain(repl)]);
                     buf_valid = false;
                 }
