@@ -616,7 +616,7 @@ impl Tool {
         // caches through a slow path), and the reader, the evaluator and
         // this thread keep two cores busy
         let workers = usize::from(rules.single_line());
-        let (tx, rx) = std::sync::mpsc::sync_channel::<(usize, Vec<Item>)>(8);
+        let (tx, rx) = std::sync::mpsc::sync_channel::<(usize, Vec<Item>)>(WAITING);
         let outcome = std::thread::scope(|scope| {
             let producer = scope.spawn(move || {
                 let mut lines = lines;
@@ -657,7 +657,7 @@ impl Tool {
                 rx
             } else {
                 let shared_rx = std::sync::Mutex::new(rx);
-                let (etx, erx) = std::sync::mpsc::sync_channel::<(usize, Vec<Item>)>(8);
+                let (etx, erx) = std::sync::mpsc::sync_channel::<(usize, Vec<Item>)>(WAITING);
                 let shared_rx = std::sync::Arc::new(shared_rx);
                 for _ in 0..workers {
                     let (rx, etx, rules) = (shared_rx.clone(), etx.clone(), rules.clone());
@@ -1170,8 +1170,12 @@ fn load_filter(
     }))
 }
 
-/// Lines handed from the reading thread to the testing one at a time.
-const BATCH: usize = 256;
+/// Lines handed from one thread to the next at a time, and batches waiting
+/// in each channel: few hand-overs (each may wake a thread), and as few
+/// lines in flight as with smaller batches (1M sshd lines: 1024 lines with
+/// one waiting, 0.66 s and 13.8 MiB; 256 with eight, 0.70 s and 13.4 MiB).
+const BATCH: usize = 1024;
+const WAITING: usize = 1;
 
 /// A line on its way through the threads: dated by the reading thread,
 /// possibly evaluated by a worker; `orig` is the raw line when it differs
