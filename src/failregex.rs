@@ -216,7 +216,7 @@ pub fn tuple_lines_buf(lines: &[TupleLine], out: &mut String) {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Value {
     None,
-    Str(String),
+    Str(Arc<str>),
     /// A `tuple_` combination.
     Tuple(Vec<Value>),
     /// A counter flag such as `mlfpending`.
@@ -602,7 +602,7 @@ impl Regex {
 
 /// The value of a group span.
 fn span_value(buf: &str, span: Option<(usize, usize)>) -> Value {
-    span.map_or(Value::None, |(s, e)| Value::Str(buf[s..e].to_string()))
+    span.map_or(Value::None, |(s, e)| Value::Str(buf[s..e].into()))
 }
 
 /// For an expanded prefregex `^P(?P<content>.+)$` whose `P` has no

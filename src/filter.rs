@@ -1466,7 +1466,7 @@ fn update_users(fail: &mut Groups, user: Option<&str>) -> Option<Vec<String>> {
 fn value_text(v: Option<&Value>) -> Option<String> {
     match v? {
         Value::None => None,
-        Value::Str(s) => Some(s.clone()),
+        Value::Str(s) => Some(s.to_string()),
         other => Some(crate::filter::py_str(other)),
     }
 }
@@ -1481,7 +1481,7 @@ pub fn value_to_py(v: &Value) -> crate::pyvalue::PyValue {
     use crate::pyvalue::PyValue;
     match v {
         Value::None => PyValue::None,
-        Value::Str(s) => PyValue::Str(s.clone()),
+        Value::Str(s) => PyValue::Str(s.to_string()),
         Value::Tuple(items) => PyValue::Tuple(items.iter().map(value_to_py).collect()),
         Value::Int(i) => PyValue::Int(*i),
         Value::Set(items) => PyValue::Set(items.iter().map(|s| PyValue::Str(s.clone())).collect()),

@@ -239,7 +239,7 @@ fn ticket_json(t: &BanInfo) -> Json {
         .iter()
         .map(|(k, v)| {
             let v = match v {
-                Value::Str(s) => json!(s),
+                Value::Str(s) => json!(&**s),
                 Value::Ip(ip) => json!(ip.ntoa()),
                 other => panic!("unexpected test value {other:?}"),
             };

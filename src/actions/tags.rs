@@ -627,7 +627,7 @@ fn num_py(n: Num) -> PyValue {
 fn value_py(v: &Value) -> PyValue {
     match v {
         Value::None => PyValue::None,
-        Value::Str(s) => PyValue::Str(s.clone()),
+        Value::Str(s) => PyValue::Str(s.to_string()),
         Value::Tuple(items) => PyValue::Tuple(items.iter().map(value_py).collect()),
         Value::Int(i) => PyValue::Int(*i),
         Value::Set(items) => PyValue::Set(items.iter().map(|s| PyValue::str(s.as_str())).collect()),

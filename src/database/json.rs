@@ -83,7 +83,7 @@ fn float_text(f: f64) -> String {
 fn group_json(v: &GroupValue) -> Option<Value> {
     Some(match v {
         GroupValue::None => return None,
-        GroupValue::Str(s) => Value::String(s.clone()),
+        GroupValue::Str(s) => Value::String(s.to_string()),
         GroupValue::Int(i) => Value::from(*i),
         GroupValue::Tuple(items) => Value::Array(items.iter().filter_map(group_json).collect()),
         GroupValue::Set(items) => Value::String(PyValue::str_list(items.iter()).repr()),
@@ -220,11 +220,11 @@ pub fn restored_ticket(
             Value::Null => continue,
             Value::String(s) if k == "ip" => match IpAddr::new(s, CIDR_UNSPEC) {
                 Ok(ip) => GroupValue::Ip(ip),
-                Err(_) => GroupValue::Str(s.clone()),
+                Err(_) => GroupValue::Str(s.as_str().into()),
             },
-            Value::String(s) => GroupValue::Str(s.clone()),
+            Value::String(s) => GroupValue::Str(s.as_str().into()),
             Value::Number(n) if n.is_i64() => GroupValue::Int(n.as_i64().unwrap_or(0)),
-            other => GroupValue::Str(python_text(other)),
+            other => GroupValue::Str(python_text(other).into()),
         };
         groups.set(k, g);
     }
