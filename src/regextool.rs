@@ -1500,19 +1500,27 @@ impl Encoding {
 
     /// Decodes a line as Python's `decode(enc, 'replace')` into `out`
     /// (cleared first); false when a character had to be replaced.
-    fn decode_into(self, bytes: &[u8], out: &mut String) -> bool {
+    /// Decodes `bytes` into `out`; false on invalid input (replaced).  The
+    /// two may swap their allocations.
+    fn decode_into(self, bytes: &mut Vec<u8>, out: &mut String) -> bool {
         out.clear();
         match self {
-            Encoding::Utf8 => match std::str::from_utf8(bytes) {
-                Ok(s) => {
-                    out.push_str(s);
-                    true
+            Encoding::Utf8 => {
+                // valid bytes become the string without a copy, and the
+                // string's old allocation takes their place
+                let old = std::mem::take(out).into_bytes();
+                match String::from_utf8(std::mem::replace(bytes, old)) {
+                    Ok(text) => {
+                        *out = text;
+                        true
+                    }
+                    Err(e) => {
+                        out.push_str(&String::from_utf8_lossy(e.as_bytes()));
+                        *bytes = e.into_bytes();
+                        false
+                    }
                 }
-                Err(_) => {
-                    out.push_str(&String::from_utf8_lossy(bytes));
-                    false
-                }
-            },
+            }
             Encoding::Latin1 => {
                 out.extend(bytes.iter().map(|&b| b as char));
                 true
@@ -1563,7 +1571,7 @@ impl<R: BufRead> LineSource<R> {
                 warned,
             } => {
                 buf.clear();
-                match reader.read_until(b'\n', buf) {
+                match read_line(reader, buf) {
                     Ok(0) | Err(_) => false,
                     Ok(_) => {
                         let ok = enc.decode_into(buf, out);
@@ -1576,6 +1584,29 @@ impl<R: BufRead> LineSource<R> {
                     }
                 }
             }
+        }
+    }
+}
+
+/// `BufRead::read_until(b'\n', buf)`, with the `memchr` crate's vectorized
+/// search (the standard library's is a word at a time).
+fn read_line<R: BufRead>(reader: &mut R, buf: &mut Vec<u8>) -> io::Result<usize> {
+    let mut read = 0;
+    loop {
+        let available = match reader.fill_buf() {
+            Ok(available) => available,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        let (done, used) = match memchr::memchr(b'\n', available) {
+            Some(i) => (true, i + 1),
+            None => (available.is_empty(), available.len()),
+        };
+        buf.extend_from_slice(&available[..used]);
+        reader.consume(used);
+        read += used;
+        if done {
+            return Ok(read);
         }
     }
 }
