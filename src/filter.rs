@@ -379,7 +379,7 @@ impl Dater {
                 let (s, e) = tm.span();
                 let mut tuple = tuple.clone();
                 if s < e {
-                    match conv.get_time(line, &tm).map_err(LineError::Date)? {
+                    match conv.get_time_at(line, &tm, now).map_err(LineError::Date)? {
                         Some(t) => {
                             date = Some(t);
                             if self.last_time_text != line[s..e] {

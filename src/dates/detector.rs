@@ -15,7 +15,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use super::pytext::{byte_index, char_at, char_before, char_index, last_char};
-use super::strptime::{LocalClock, MinuteMemo};
+use super::strptime::{ClockAt, LocalClock, MinuteMemo};
 use super::template::{
     LINE_BEGIN, LINE_END, Template, TemplateCache, pattern_key, substitute_date, unbound_pattern,
 };
@@ -164,6 +164,22 @@ impl DateConverter {
     pub fn get_time(&self, line: &str, m: &TimeMatch) -> Result<Option<Timestamp>, DateError> {
         m.found_by
             .time_of(line, &m.values, self.default_tz, &self.clock, &self.minutes)
+    }
+
+    /// [`get_time`](Self::get_time) with `now` (`MyTime.now()`) read
+    /// already by the caller.
+    pub fn get_time_at(
+        &self,
+        line: &str,
+        m: &TimeMatch,
+        now: f64,
+    ) -> Result<Option<Timestamp>, DateError> {
+        let clock = ClockAt {
+            clock: &self.clock,
+            now,
+        };
+        m.found_by
+            .time_of(line, &m.values, self.default_tz, &clock, &self.minutes)
     }
 }
 

@@ -797,9 +797,10 @@ fn whole_seconds(t: f64) -> i64 {
     secs + i64::from((t - secs as f64) * 1e6 >= 999_999.5)
 }
 
-impl Clock for LocalClock {
-    fn now_naive(&self) -> i64 {
-        let now = whole_seconds(crate::mytime::now());
+impl LocalClock {
+    /// The naive local seconds of the instant `now` (truncated).
+    fn naive_at(&self, now: f64) -> i64 {
+        let now = whole_seconds(now);
         let (key, value) = self.now.get();
         if key == now {
             return value;
@@ -807,6 +808,29 @@ impl Clock for LocalClock {
         let value = local_naive(now);
         self.now.set((now, value));
         value
+    }
+}
+
+/// A [`LocalClock`] whose `now` is an instant the caller read already (one
+/// clock reading per line, not one per use).
+pub(crate) struct ClockAt<'a> {
+    pub(crate) clock: &'a LocalClock,
+    pub(crate) now: f64,
+}
+
+impl Clock for ClockAt<'_> {
+    fn now_naive(&self) -> i64 {
+        self.clock.naive_at(self.now)
+    }
+
+    fn mktime(&self, naive: i64) -> Result<f64, DateError> {
+        self.clock.mktime(naive)
+    }
+}
+
+impl Clock for LocalClock {
+    fn now_naive(&self) -> i64 {
+        self.naive_at(crate::mytime::now())
     }
 
     fn mktime(&self, naive: i64) -> Result<f64, DateError> {
