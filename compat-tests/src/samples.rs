@@ -235,7 +235,7 @@ fn field_matches(k: &str, v: &Json, r: &FailResult) -> bool {
             }
             _ => false,
         },
-        Some(Value::Str(s)) => v.as_str() == Some(s.as_str()),
+        Some(Value::Str(s)) => v.as_str() == Some(&**s),
         Some(Value::Int(i)) => v.as_i64() == Some(*i),
         Some(Value::Ip(ip)) => v.as_str().is_some_and(|s| ip.eq_text(s)),
         Some(other) => {
