@@ -641,16 +641,12 @@ impl Rules {
         if !self.fail_set().starts(buf, candidates) || candidates.len() > 1 {
             self.fail_set().candidates(buf, candidates);
         }
+        // only the regexes found possible can match this buffer (until
+        // the buffer changes below), in order
         let mut next = 0;
-        for (index, re) in self.failregex.iter().enumerate() {
-            // only the regexes the set found possible can match this buffer
-            // (until the buffer changes below)
-            while next < candidates.len() && candidates[next] < index {
-                next += 1;
-            }
-            if candidates.get(next) != Some(&index) {
-                continue;
-            }
+        while let Some(&index) = candidates.get(next) {
+            next += 1;
+            let re = &self.failregex[index];
             // a single line: the match's line split is that line.  The set
             // found this regex possible: a match that can only start at the
             // beginning goes straight to the backtracker (the automaton's
@@ -705,7 +701,7 @@ impl Rules {
                 buf.clear();
                 buf.push('\n');
                 self.fail_set().candidates(buf, candidates);
-                next = 0;
+                next = candidates.partition_point(|&c| c <= index);
             }
         }
         ev

@@ -665,10 +665,10 @@ impl Tool {
                         loop {
                             let next = rx.lock().expect("work queue").recv();
                             let Ok((seq, batch)) = next else { break };
-                            let batch = batch
-                                .into_iter()
-                                .map(|item| item.evaluate(&rules))
-                                .collect();
+                            let mut batch = batch;
+                            for item in &mut batch {
+                                item.evaluate(&rules);
+                            }
                             if etx.send((seq, batch)).is_err() {
                                 break;
                             }
@@ -1207,9 +1207,10 @@ impl Item {
         }
     }
 
-    /// Evaluates the regexes of a dated line (a worker's job).
-    fn evaluate(self, rules: &Rules) -> Item {
-        let work = match self.work {
+    /// Evaluates the regexes of a dated line (a worker's job), in place.
+    fn evaluate(&mut self, rules: &Rules) {
+        let work = std::mem::replace(&mut self.work, Work::Line(Ok(None)));
+        self.work = match work {
             Work::Line(Ok(Some(d))) => Work::Evaluated(rules.evaluate(d)),
             Work::Found(found) => {
                 let ev = rules.evaluate(Dated {
@@ -1221,7 +1222,6 @@ impl Item {
             }
             other => other,
         };
-        Item { work, ..self }
     }
 
     /// Converts the date of a line found by the reader (in line order, with
