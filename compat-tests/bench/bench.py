@@ -4,19 +4,23 @@
 For each generated log (see genlogs.py: an Asterisk "messages" file and an sshd
 auth.log, 1,000,000 lines each by default) and each filter set (the stock
 1.0.2 filters of the reference configuration, and our etc/fail2ban filters),
-both programs run in turn with the same arguments (`-c CONFIG -r LOG FILTER`),
-alternately, --runs times each (3 by default: this machine's timings vary by
-up to a third from one run to the next), and this prints, per program, the
-median wall time, lines per second and the highest peak resident memory
-(from wait4), every run's wall time, then the ratios ours/Python (of the
-medians) and the two `Lines:` summary lines.  The figures are for reading, not a timed test: the exit status is 1
+both programs run in turn with the same arguments (`-c CONFIG -r LOG FILTER`):
+Python's --runs times (3 by default: this machine's timings vary by up to a
+third from one run to the next, and at times everything runs at half speed
+for a minute), each run followed by --ours-runs runs of ours (3 by default:
+ours are short, and several spread over Python's runs keep one slow spell
+from deciding their median).  This prints, per program, the median wall
+time, lines per second and the highest peak resident memory (from wait4),
+every run's wall time, then the ratios ours/Python (of the medians) and the
+two `Lines:` summary lines.  The figures are for reading, not a timed test: the exit status is 1
 only when the two programs disagree on `Lines:` or one of them fails, and with
 --enforce also when the project's target is missed (ours at least 30 times
 faster and at most a fifth of Python's peak memory, on every run).
 
 Usage:
   bench.py [--quick | --lines N] [--logs asterisk,sshd] [--filters stock,ours]
-           [--runs N] [--ours PATH] [--python PATH] [--dns] [--enforce]
+           [--runs N] [--ours-runs N] [--ours PATH] [--python PATH] [--dns]
+           [--enforce]
 
 Paths come from compat-tests/refs.py: F2B_PYTHON_REGEX, F2B_OURS (default
 target/release/fail2ban-regex, built when missing), F2B_REF_CONFIG (stock
@@ -89,7 +93,10 @@ def main():
                         help="comma-separated filter sets: stock (reference config), ours (etc/fail2ban)")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--runs", type=int, default=3,
-                        help="runs of each program per log and filter set; the median counts (default 3)")
+                        help="runs of Python's program per log and filter set; the median counts (default 3)")
+    parser.add_argument("--ours-runs", type=int, default=3,
+                        help="runs of ours after each of Python's (default 3): ours take well under a second,"
+                             " so a spell of this machine's slowness would otherwise cover them all")
     parser.add_argument("--ours", help="our fail2ban-regex (default from refs.py)")
     parser.add_argument("--python", help="Python's fail2ban-regex (default from refs.py)")
     parser.add_argument("--dns", action="store_true", help="do not pass -r (resolve host names)")
@@ -126,8 +133,9 @@ def main():
             cmd_tail = ["-c", configs[name]] + ([] if args.dns else ["-r"]) + [path, kind]
             walls = {"python": [], "ours": []}
             results = {}
+            plan = (("python", python, 1), ("ours", ours, max(1, args.ours_runs)))
             for _ in range(max(1, args.runs)):
-                for who, binary in (("python", python), ("ours", ours)):
+                for who, binary, _ in (run for run in plan for _ in range(run[2])):
                     wall, rss, code, out, err = run_measured([binary] + cmd_tail)
                     walls[who].append(wall)
                     peak = max(rss, results[who][1]) if who in results else rss
