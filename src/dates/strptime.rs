@@ -1132,9 +1132,10 @@ pub(crate) fn groups_to_time_memo<C: Clock>(
     let value = |slot: usize| span_text(text, spans[slot]);
     let spans = &spans[..plan.groups.len()];
     let bytes = text.as_bytes();
-    let Some((sa, sb)) = plan.second.map(|slot| spans[slot]) else {
+    let Some(slot) = plan.second else {
         return groups_to_time(plan, value, default_tz, clock);
     };
+    let (sa, sb) = spans[slot];
     let seconds = match bytes.get(sa as usize..sb as usize) {
         Some([d]) if d.is_ascii_digit() => i64::from(d - b'0'),
         Some([a, b]) if a.is_ascii_digit() && b.is_ascii_digit() => {
@@ -1163,18 +1164,13 @@ pub(crate) fn groups_to_time_memo<C: Clock>(
             entries[i].naive
         }
         None => {
-            let slot = plan.second.unwrap_or_default();
-            let present = spans.iter().filter(|(a, _)| *a != u32::MAX);
-            let start = present
-                .clone()
-                .map(|&(a, _)| a as usize)
-                .min()
-                .unwrap_or(sa);
-            let end = present
-                .clone()
-                .map(|&(_, b)| b as usize)
-                .max()
-                .unwrap_or(sb);
+            // the text the groups cover (the seconds' group among them)
+            let (start, end) = spans
+                .iter()
+                .filter(|(a, _)| *a != u32::MAX)
+                .fold((sa, sb), |(s, e), &(a, b)| {
+                    (s.min(a as usize), e.max(b as usize))
+                });
             // the seconds' text must be the seconds' alone
             let apart = spans.iter().enumerate().all(|(i, &(a, b))| {
                 i == slot || a == u32::MAX || b as usize <= sa || a as usize >= sb

@@ -686,8 +686,8 @@ impl StartMemo {
                 let latest = &mut self.recent[0];
                 latest.matched = Some(matched);
                 latest.ends = ends;
-                latest.key.clone_from(&self.classes);
-                latest.key.truncate(k);
+                latest.key.clear();
+                latest.key.extend_from_slice(&self.classes[..k]);
                 latest.slots.clone_from(slots);
                 // the shapes that answer most come first (any shape whose
                 // key fits answers as the search would)

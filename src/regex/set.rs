@@ -257,7 +257,7 @@ impl SetInner {
             return true;
         };
         for (i, prefix) in &prefixes[usize::from(first)] {
-            if text.as_bytes().starts_with(prefix) && out.last() != Some(i) {
+            if text.as_bytes().starts_with(prefix) {
                 out.push(*i);
             }
         }
